@@ -1,0 +1,112 @@
+"""Finding a Chromium to drive, and launching it for a headless, closed-network machine.
+
+Order of preference: an explicit setting (job ``browser.executable``, the CLI,
+or ``LANDMARK_BROWSER``), then Playwright's own bundled Chromium if it has been
+installed, then a system Chromium/Chrome on PATH. Playwright's download of its
+browser is often impossible (closed networks, CI images), so a system browser
+is a first-class citizen rather than an afterthought.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Playwright
+
+SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# Headless on a machine without a GPU, a sandbox (root) or an internet connection:
+# the background-networking flags stop Chromium from dialling Google at start-up,
+# which a closed network answers with refused connections by the dozen.
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    # Pages behind the first one must not be throttled: our slots are all "in the background".
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+)
+
+NO_BROWSER_HELP = """no Chromium or Chrome browser was found. Provide one of:
+  1. an explicit path: set LANDMARK_BROWSER=/path/to/chrome (or browser.executable in the job,
+     or --browser on the command line);
+  2. Playwright's own build: .venv/bin/playwright install chromium;
+  3. a system browser on PATH: apt-get install -y chromium (Debian/Ubuntu), or Google Chrome.
+`make setup` tries 2 and then 3 for you."""
+
+
+class BrowserNotFoundError(RuntimeError):
+    """No usable browser; the message says the three ways to provide one."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoundBrowser:
+    path: Path
+    origin: str  # "explicit" | "playwright" | "system"
+
+    def version(self) -> str:
+        """The browser's own ``--version`` line (a subprocess; call it off any event loop)."""
+        try:
+            done = subprocess.run(
+                [str(self.path), "--version"], capture_output=True, text=True, timeout=20
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"unknown ({error})"
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "unknown"
+
+
+def playwright_chromium() -> Path | None:
+    """Playwright's bundled Chromium, if ``playwright install chromium`` has put it in place."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    try:
+        with sync_playwright() as playwright:
+            path = Path(playwright.chromium.executable_path)
+    except Exception:  # Playwright raises its own Error types when its driver is unusable
+        return None
+    return path if path.is_file() else None
+
+
+def find_browser(explicit: str | Path | None = None, *, use_playwright: bool = True) -> FoundBrowser:
+    """The browser to launch, by the order in the module docstring; raises BrowserNotFoundError."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        resolved = path if path.is_file() else shutil.which(str(explicit))
+        if not resolved:
+            raise BrowserNotFoundError(
+                f"the browser set explicitly does not exist: {explicit}\n{NO_BROWSER_HELP}"
+            )
+        return FoundBrowser(Path(resolved), "explicit")
+    if use_playwright and (bundled := playwright_chromium()) is not None:
+        return FoundBrowser(bundled, "playwright")
+    for name in SYSTEM_BROWSERS:
+        if found := shutil.which(name):
+            return FoundBrowser(Path(found), "system")
+    raise BrowserNotFoundError(NO_BROWSER_HELP)
+
+
+async def launch_browser(
+    playwright: Playwright, found: FoundBrowser, *, headless: bool = True
+) -> Browser:
+    """Launch ``found`` with the closed-network flags; Playwright's own build needs no path."""
+    executable = None if found.origin == "playwright" else str(found.path)
+    return await playwright.chromium.launch(
+        executable_path=executable, headless=headless, args=list(LAUNCH_ARGS)
+    )

@@ -1,0 +1,375 @@
+"""Reading the fields of an opened container: one in-page call, then typed values.
+
+The browser side (``landmarks.js``) waits for and resolves every field in a single
+``page.evaluate``: one CDP round trip per container, however many fields. This module
+builds that call's plan from the job's ``FieldSpec``s and turns the raw strings it returns
+into typed values (``finish_value``), which is pure Python and needs no browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from config.job import FieldSpec, FieldType
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+LANDMARKS_JS: str = resources.files("actors").joinpath("landmarks.js").read_text(encoding="utf-8")
+
+STRATEGIES = ("cached", "landmark", "css")
+DEFAULT_ORDER = list(STRATEGIES)
+
+# The same class as WS in landmarks.js (JavaScript's \s plus the zero-width space), so
+# both sides normalise a label to the very same string.
+_WS = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+")
+
+# The hot path: settle if the namespace is there, else say so (no exception, no 2nd call).
+_SETTLE_CALL = """([spec, timeoutMs, quietMs, errorSelector]) => window.__landmark
+    ? window.__landmark.settle(spec, timeoutMs, quietMs, errorSelector)
+    : {missing: true}"""
+_RESOLVE_CALL = """(spec) => window.__landmark
+    ? {state: "ready", result: window.__landmark.resolve(spec), errorText: null, waitedMs: 0}
+    : {missing: true}"""
+
+# page.evaluate has no deadline of its own; a page stuck in a busy loop would hang us.
+_EVALUATE_GRACE = timedelta(seconds=5)
+
+
+def collapse(text: str) -> str:
+    return _WS.sub(" ", text).strip(" ")
+
+
+def normalise_label(text: str) -> str:
+    """Whitespace collapsed, lowercased, a trailing ':' dropped: the twin of the in-page one."""
+    return collapse(text).lower().rstrip(":\uff1a").strip(" ")
+
+
+# -- the plan sent to the page --------------------------------------------------------
+
+
+def field_plan(
+    fields: list[FieldSpec],
+    orders: dict[str, list[str]] | None = None,
+    cached_paths: dict[str, list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    """One JSON-ready entry per field; strategies a field cannot use are left out of its order."""
+    return [_field_entry(spec, orders or {}, cached_paths or {}) for spec in fields]
+
+
+def _field_entry(
+    spec: FieldSpec, orders: dict[str, list[str]], cached_paths: dict[str, list[int]]
+) -> dict[str, Any]:
+    path = cached_paths.get(spec.name)
+    order = list(orders.get(spec.name) or DEFAULT_ORDER)
+    unknown = [name for name in order if name not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"field {spec.name!r}: unknown strategies {unknown}; know {STRATEGIES}")
+    usable = {
+        "cached": path is not None,
+        "landmark": bool(spec.labels or spec.label_regex),
+        "css": spec.css is not None,
+    }
+    return {
+        "name": spec.name,
+        "labels": [normalise_label(label) for label in spec.labels],
+        "labelRegex": spec.label_regex,
+        "relation": spec.relation.value,
+        "attr": spec.attr,
+        "css": spec.css,
+        "order": [name for name in dict.fromkeys(order) if usable[name]],
+        "cachedPath": list(path) if path is not None else None,
+        "required": spec.required,
+    }
+
+
+# -- the one in-page call ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Settled:
+    """What the page said: ``fields`` maps a name to {value, strategy, error, path} (raw)."""
+
+    state: str  # "ready" | "error" | "timeout"
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error_text: str | None = None
+    waited_ms: float = 0.0
+    root_found: bool = True
+
+
+async def ensure_installed(page: Page) -> None:
+    """Define ``window.__landmark`` in the page's current document (a no-op when it is there)."""
+    await page.evaluate(LANDMARKS_JS)
+
+
+async def settle_and_resolve(
+    page: Page,
+    root: str | None,
+    plan: list[dict[str, Any]],
+    timeout: timedelta,  # noqa: ASYNC109 - the in-page wait's own deadline
+    quiet: timedelta,
+    error_selector: str | None = None,
+) -> Settled:
+    """Wait for the container's fields and read them all, in one ``page.evaluate``.
+
+    A second and third call happen only when the document lacks the script (no init
+    script, or a fresh navigation): install it, then ask again.
+    """
+    spec = {"root": root, "fields": plan}
+    args = [spec, _ms(timeout), _ms(quiet), error_selector]
+    deadline = (timeout + _EVALUATE_GRACE).total_seconds()
+    return await _call(page, _SETTLE_CALL, args, deadline)
+
+
+async def resolve_now(page: Page, root: str | None, plan: list[dict[str, Any]]) -> Settled:
+    """Read the fields as the page stands, without waiting: one ``page.evaluate``."""
+    spec = {"root": root, "fields": plan}
+    return await _call(page, _RESOLVE_CALL, spec, _EVALUATE_GRACE.total_seconds())
+
+
+async def _call(page: Page, expression: str, arg: Any, deadline: float) -> Settled:
+    async with asyncio.timeout(deadline):
+        answer = await page.evaluate(expression, arg)
+        if answer.get("missing"):
+            await ensure_installed(page)
+            answer = await page.evaluate(expression, arg)
+    if answer.get("missing"):
+        raise RuntimeError("landmarks.js could not be installed in the page")
+    return _settled(answer)
+
+
+def _settled(answer: dict[str, Any]) -> Settled:
+    result = answer.get("result") or {}
+    return Settled(
+        state=answer["state"],
+        fields=dict(result.get("fields") or {}),
+        error_text=answer.get("errorText"),
+        waited_ms=float(answer.get("waitedMs") or 0.0),
+        root_found=bool(result.get("rootFound", False)),
+    )
+
+
+def _ms(duration: timedelta) -> float:
+    return max(0.0, duration.total_seconds() * 1000)
+
+
+# -- typed values ---------------------------------------------------------------------------
+
+
+def finish_value(spec: FieldSpec, raw: str, page_url: str) -> tuple[Any, str | None]:
+    """Apply the field's pattern and type to the raw text: (value, None) or (None, reason)."""
+    text = raw
+    if spec.pattern is not None:
+        match = re.search(spec.pattern, raw)
+        if match is None or match.group(1) is None:
+            return None, "pattern did not match"
+        text = match.group(1)
+    text = collapse(text)
+    if not text:
+        return None, "value empty"
+    try:
+        return _CONVERTERS[spec.type](text, page_url), None
+    except ValueError as error:
+        return None, str(error)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _as_string(text: str, _url: str) -> str:
+    return text
+
+
+_GROUPED = re.compile(r"\d{1,3}(?:[,'_ \u00a0\u202f]\d{3})+")
+
+
+def _ungroup(digits: str) -> str:
+    """'1,234,567' → '1234567'; a lone comma that is not thousands grouping stays (and fails)."""
+    head, dot, tail = digits.partition(".")
+    if _GROUPED.fullmatch(head):
+        head = re.sub(r"[,'_ \u00a0\u202f]", "", head)
+    return head + dot + tail
+
+
+def _signed(text: str) -> tuple[str, str]:
+    text = text.replace("\u2212", "-").strip()
+    sign = ""
+    if text[:1] in "+-":
+        sign, text = text[0], text[1:].strip()
+    return sign, text
+
+
+def _as_integer(text: str, _url: str) -> int:
+    sign, body = _signed(text)
+    body = _ungroup(body)
+    if not re.fullmatch(r"\d+", body):
+        raise ValueError(f"not an integer: {_shown(text)}")
+    return int(sign + body)
+
+
+def _as_number(text: str, _url: str) -> float:
+    sign, body = _signed(text)
+    body = _ungroup(body)
+    if not re.fullmatch(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", body):
+        raise ValueError(f"not a number: {_shown(text)}")
+    number = float(sign + body)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {_shown(text)}")
+    return number
+
+
+def _as_url(text: str, page_url: str) -> str:
+    url = urljoin(page_url, text.strip())
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {_shown(text)}")
+    return url
+
+
+# -- datetimes ----------------------------------------------------------------------------
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_WEEKDAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+_TIME = (
+    r"(?:(?:,|\s+at)?\s*(?:T|\s)?\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})"
+    r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,6})\d*)?)?"
+    r"\s*(?P<ampm>[ap]\.?m\.?)?)?"
+)
+_ZONE = r"\s*(?P<zone>z|utc|gmt|(?:utc|gmt)?\s*[+-]\d{1,2}(?::?\d{2})?)?"
+_DATE_FORMS = [
+    re.compile(rf"{_WEEKDAY}(?P<year>\d{{4}})[-/.](?P<month>\d{{1,2}})[-/.](?P<day>\d{{1,2}})"),
+    re.compile(
+        rf"{_WEEKDAY}(?P<mon>[a-z]+)\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})"
+    ),
+    re.compile(
+        rf"{_WEEKDAY}(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?P<mon>[a-z]+)\.?,?\s+(?P<year>\d{{4}})"
+    ),
+]
+_DATETIME_FORMS = [re.compile(form.pattern + _TIME + _ZONE, re.IGNORECASE) for form in _DATE_FORMS]
+
+
+def _as_datetime(text: str, _url: str) -> str:
+    """ISO-8601: naive stays naive, a given offset is kept, a date alone stays a date."""
+    parsed = _from_iso(text) or _from_forms(text)
+    if parsed is None:
+        raise ValueError(f"not a date/time: {_shown(text)}")
+    return parsed.isoformat()
+
+
+def _from_iso(text: str) -> datetime | date | None:
+    candidate = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
+        try:
+            return date.fromisoformat(candidate)
+        except ValueError:
+            return None
+    if not re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", candidate):
+        return None
+    try:
+        return datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+
+
+def _from_forms(text: str) -> datetime | date | None:
+    for form in _DATETIME_FORMS:
+        match = form.fullmatch(text.strip())
+        if match is not None:
+            return _build(match)
+    return None
+
+
+def _build(match: re.Match[str]) -> datetime | date | None:
+    parts = match.groupdict()
+    month = int(parts["month"]) if parts.get("month") else _MONTHS.get(parts["mon"].lower())
+    if month is None:
+        return None
+    try:
+        day = date(int(parts["year"]), month, int(parts["day"]))
+        if parts["hour"] is None:
+            return day if parts["zone"] is None else None
+        hour = _hour(int(parts["hour"]), parts["ampm"])
+        fraction = (parts["fraction"] or "").ljust(6, "0")
+        return datetime(
+            day.year,
+            day.month,
+            day.day,
+            hour,
+            int(parts["minute"]),
+            int(parts["second"] or 0),
+            int(fraction or 0),
+            tzinfo=_zone(parts["zone"]),
+        )
+    except ValueError:
+        return None
+
+
+def _hour(hour: int, ampm: str | None) -> int:
+    if ampm is None:
+        return hour
+    if not 1 <= hour <= 12:
+        raise ValueError("hour out of range for am/pm")
+    return hour % 12 + (12 if ampm.lower().startswith("p") else 0)
+
+
+def _zone(zone: str | None) -> timezone | None:
+    if zone is None:
+        return None
+    zone = zone.strip().lower()
+    if zone in {"z", "utc", "gmt"}:
+        return UTC
+    match = re.fullmatch(r"(?:utc|gmt)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", zone)
+    if match is None:
+        raise ValueError("bad offset")
+    sign = -1 if match.group(1) == "-" else 1
+    offset = timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0))
+    return timezone(sign * offset)
+
+
+_CONVERTERS = {
+    FieldType.STRING: _as_string,
+    FieldType.INTEGER: _as_integer,
+    FieldType.NUMBER: _as_number,
+    FieldType.URL: _as_url,
+    FieldType.DATETIME: _as_datetime,
+}
+
+__all__ = [
+    "LANDMARKS_JS",
+    "Settled",
+    "collapse",
+    "ensure_installed",
+    "field_plan",
+    "finish_value",
+    "normalise_label",
+    "resolve_now",
+    "settle_and_resolve",
+]

@@ -1,0 +1,183 @@
+// In-page helpers for gallery pages: discovery by scrolling, seeking a card, opening
+// and closing its panel. Installed once per page as window.__landmarkGallery.
+//
+// Why in-page: every step is one CDP round trip instead of dozens, and nothing here
+// depends on requestAnimationFrame or Playwright's actionability checks, which stall
+// on pages that are not in front. Scroll handlers are dispatched synchronously after
+// setting scrollTop so lazy loaders and virtualised lists react at once, and waits
+// are MutationObservers with deadlines.
+(() => {
+  if (window.__landmarkGallery) return;
+
+  const isScrollable = (el) => {
+    const style = getComputedStyle(el);
+    return /(auto|scroll|overlay)/.test(style.overflowY) && el.scrollHeight > el.clientHeight + 1;
+  };
+
+  const cssPath = (el) => {
+    if (el === document.scrollingElement || el === document.documentElement) return null;
+    if (el.id) return `#${CSS.escape(el.id)}`;
+    const parts = [];
+    for (let node = el; node && node.nodeType === 1 && node !== document.body; node = node.parentElement) {
+      const index = Array.prototype.indexOf.call(node.parentElement.children, node) + 1;
+      parts.unshift(`${node.tagName.toLowerCase()}:nth-child(${index})`);
+    }
+    return `body > ${parts.join(" > ")}`;
+  };
+
+  const findScroller = (cardSelector, explicit) => {
+    if (explicit) return document.querySelector(explicit);
+    const card = document.querySelector(cardSelector);
+    for (let el = card && card.parentElement; el && el !== document.body; el = el.parentElement) {
+      if (isScrollable(el)) return el;
+    }
+    return document.scrollingElement;
+  };
+
+  const scrollBy = (scroller) => {
+    const before = scroller.scrollTop;
+    scroller.scrollTop = before + Math.max(1, Math.floor(scroller.clientHeight * 0.9));
+    const target = scroller === document.scrollingElement ? window : scroller;
+    target.dispatchEvent(new Event("scroll"));
+    return scroller.scrollTop > before;
+  };
+
+  const scrollToTop = (scroller) => {
+    scroller.scrollTop = 0;
+    const target = scroller === document.scrollingElement ? window : scroller;
+    target.dispatchEvent(new Event("scroll"));
+  };
+
+  // Resolve when the subtree of `node` changes (nodes added), or after `ms` with false.
+  const nodesAdded = (node, ms) =>
+    new Promise((resolve) => {
+      let timer = null;
+      const observer = new MutationObserver((records) => {
+        if (records.some((r) => r.addedNodes.length > 0)) finish(true);
+      });
+      const finish = (value) => {
+        observer.disconnect();
+        clearTimeout(timer);
+        resolve(value);
+      };
+      observer.observe(node, { childList: true, subtree: true });
+      timer = setTimeout(() => finish(false), ms);
+    });
+
+  const linkOf = (el, args) => {
+    const link = args.linkSelector
+      ? el.querySelector(args.linkSelector)
+      : el.matches("a[href]") ? el : el.querySelector("a[href]");
+    return link ? link.href : null;
+  };
+
+  const collect = (args) => {
+    const cards = [];
+    for (const el of document.querySelectorAll(args.cardSelector)) {
+      cards.push({
+        attr: args.idAttr ? el.getAttribute(args.idAttr) : null,
+        href: linkOf(el, args),
+        text: args.wantText ? (el.innerText || el.textContent || "").trim() : null,
+      });
+    }
+    return cards;
+  };
+
+  // The card for one container: by its id attribute, else by its link.
+  const findCard = (args) => {
+    for (const el of document.querySelectorAll(args.cardSelector)) {
+      if (args.idAttr ? el.getAttribute(args.idAttr) === args.id : linkOf(el, args) === args.href) {
+        return el;
+      }
+    }
+    return null;
+  };
+
+  const scrollerFor = (args) => {
+    const scroller = findScroller(args.cardSelector, args.scrollContainer);
+    if (!scroller) throw new Error(`scroll container not found: ${args.scrollContainer}`);
+    return scroller;
+  };
+
+  window.__landmarkGallery = {
+    // One discovery step: collect, scroll a screen, collect again; at the bottom,
+    // wait up to idleMs for the list to grow. `exhausted` means it did not.
+    async step(args) {
+      const started = performance.now();
+      const scroller = scrollerFor(args);
+      const cards = collect(args);
+      const moved = scrollBy(scroller);
+      cards.push(...collect(args));
+      let exhausted = false;
+      let grewAfterMs = null;
+      if (!moved) {
+        const root = scroller === document.scrollingElement ? document.body : scroller;
+        const grew = await nodesAdded(root, args.idleMs);
+        if (grew) {
+          grewAfterMs = performance.now() - started;
+          cards.push(...collect(args));
+        } else {
+          exhausted = true;
+        }
+      }
+      return { cards, exhausted, grewAfterMs, scroller: cssPath(scroller) };
+    },
+
+    // Bring the container's card into the DOM and into view: search down,
+    // then once from the top (a virtualised list may have dropped it above us).
+    async seek(args) {
+      const scroller = scrollerFor(args);
+      for (let pass = 0; pass < 2; pass += 1) {
+        for (let i = 0; i < args.maxSteps; i += 1) {
+          const card = findCard(args);
+          if (card) {
+            card.scrollIntoView({ block: "center" });
+            return card;
+          }
+          if (!scrollBy(scroller)) {
+            const root = scroller === document.scrollingElement ? document.body : scroller;
+            if (!(await nodesAdded(root, args.idleMs))) break;
+          }
+        }
+        scrollToTop(scroller);
+      }
+      return null;
+    },
+
+    // Close whatever panel is open (close control, else Escape) and wait until it is gone.
+    async close(args) {
+      const panel = args.panelSelector && document.querySelector(args.panelSelector);
+      if (!panel) return true;
+      const control = args.closeSelector && document.querySelector(args.closeSelector);
+      if (control) control.click();
+      else {
+        const init = { key: "Escape", code: "Escape", keyCode: 27, bubbles: true };
+        (document.activeElement || document.body).dispatchEvent(new KeyboardEvent("keydown", init));
+      }
+      if (!document.querySelector(args.panelSelector)) return true;
+      return new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+          if (!document.querySelector(args.panelSelector)) finish(true);
+        });
+        const timer = setTimeout(() => finish(false), args.timeoutMs);
+        const finish = (value) => {
+          observer.disconnect();
+          clearTimeout(timer);
+          resolve(value);
+        };
+        observer.observe(document.body, { childList: true, subtree: true, attributes: true });
+      });
+    },
+
+    // Open one card's panel by clicking it in-page; a previous panel is closed first.
+    async open(args) {
+      const started = performance.now();
+      if (!(await this.close(args))) return { ok: false, reason: "previous panel did not close" };
+      const card = await this.seek(args);
+      if (!card) return { ok: false, reason: `card ${args.id || args.href} not found in the gallery` };
+      const target = args.clickSelector ? card.querySelector(args.clickSelector) || card : card;
+      target.click();
+      return { ok: true, openMs: performance.now() - started };
+    },
+  };
+})();

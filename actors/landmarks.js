@@ -1,0 +1,585 @@
+// In-page landmark resolution: every field of one opened container in one call.
+//
+// Python (actors/extraction.py) evaluates this file once per document (or adds it as an
+// init script) and then calls window.__landmark.settle(...) once per container, so the
+// whole wait-and-read costs one CDP round trip. Labels arrive already normalised by the
+// Python twin of normalise(); keep the two in step.
+(() => {
+  'use strict';
+  const VERSION = 1;
+  if (window.__landmark && window.__landmark.version === VERSION) return;
+
+  // JavaScript's \s plus the zero-width space; the Python twin uses the same class.
+  const WS = /[\t\n\v\f\r \u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+/g;
+  const SKIP = new Set(['script', 'style', 'template', 'noscript', 'head', 'title', 'meta', 'link']);
+  const TEXT_CAP = 20000; // elements with more text than this are never labels
+  const REGEX_CAP = 300; // label_regex is only tried on short texts
+  const REJECTED = Object.freeze({ reject: true, shown: false, ownText: false, visible: false, block: false });
+  // After a prefix label: a colon, a dash standing alone, or plain whitespace.
+  const PREFIX_SEP = /^(?:\s*[:：]|\s*[-—–](?=\s|$)|\s)\s*/;
+  const LEADING_SEP = /^(?:[:：]|[-—–](?=\s|$))\s*/;
+  // "date modified: 2025" is not the label "date" followed by a value.
+  const LONGER_LABEL = /^[\p{L} ]{1,40}[:：]/u;
+  const VALUE_TAGS = 'img,a[href],input,textarea,select,video,audio';
+
+  const collapse = (s) => s.replace(WS, ' ').trim();
+  const normalise = (s) => collapse(s).toLowerCase().replace(/[:：]+$/, '').trim();
+  const ok = (value, path = null) => ({ value, error: null, path });
+  const fail = (error) => ({ value: null, error, path: null });
+
+  function ownStatus(el) {
+    if (SKIP.has(el.localName) || el.hasAttribute('hidden')) return REJECTED;
+    if (el.getAttribute('aria-hidden') === 'true') return REJECTED;
+    const cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.contentVisibility === 'hidden') return REJECTED;
+    const contents = cs.display === 'contents';
+    let boxed = true;
+    if (!contents) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) {
+        if (el.getClientRects().length === 0) return REJECTED; // not rendered at all
+        if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') return REJECTED;
+        boxed = false;
+      }
+    }
+    const visible = cs.visibility === 'visible';
+    return {
+      reject: false,
+      shown: visible && (contents || boxed),
+      ownText: visible,
+      visible,
+      block: !contents && !cs.display.startsWith('inline'),
+    };
+  }
+
+  function compileRegex(source) {
+    try {
+      return { re: new RegExp(source, 'iu'), error: null };
+    } catch (e) {
+      try {
+        return { re: new RegExp(source, 'i'), error: null };
+      } catch (e2) {
+        return { re: null, error: `label_regex not valid in the browser: ${e2.message}` };
+      }
+    }
+  }
+
+  // One resolve() call. Visibility (computed style, boxes) is the costly part, so it is
+  // computed lazily and memoised: only for label candidates, their ancestors and the
+  // value elements, never for the whole page.
+  class Ctx {
+    constructor(root, fields) {
+      this.root = root;
+      this.fields = fields;
+      this.memo = new Map();
+      this.texts = new Map();
+      this.exact = new Map(); // normalised label -> [field index]
+      this.labels = []; // {label, fi, after}
+      this.regexes = fields.map((f) => (f.labelRegex ? compileRegex(f.labelRegex) : null));
+      fields.forEach((f, fi) => {
+        for (const label of f.labels || []) {
+          if (!label) continue;
+          if (!this.exact.has(label)) this.exact.set(label, []);
+          this.exact.get(label).push(fi);
+          this.labels.push({ label, fi, after: f.relation === 'after' });
+        }
+      });
+      this.candidates = null;
+    }
+
+    status(el) {
+      let st = this.memo.get(el);
+      if (st) return st;
+      const parent = el.parentElement;
+      st = parent && this.status(parent).reject ? REJECTED : ownStatus(el);
+      this.memo.set(el, st);
+      return st;
+    }
+
+    // One walk over the root's text nodes collects the label candidates of every field.
+    // A label is the text of the element holding it: the cheap textContent pre-filters,
+    // the visible text decides.
+    index() {
+      if (this.candidates) return this.candidates;
+      const candidates = this.fields.map(() => []);
+      const seen = new Set();
+      const walker = document.createTreeWalker(this.root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {
+        acceptNode: (n) =>
+          n.nodeType === 3
+            ? NodeFilter.FILTER_ACCEPT
+            : SKIP.has(n.localName)
+              ? NodeFilter.FILTER_REJECT
+              : NodeFilter.FILTER_SKIP,
+      });
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (!el || seen.has(el) || !/\S/.test(node.data)) continue;
+        seen.add(el);
+        const raw = el.textContent;
+        if (raw.length > TEXT_CAP) continue;
+        if (!this.matches(collapse(raw)).length && !this.matches(collapse(node.data)).length) continue;
+        if (this.status(el).reject) continue;
+        for (const m of this.matches(this.textOf(el))) candidates[m.fi].push({ ...m, el });
+      }
+      for (let fi = 0; fi < candidates.length; fi++) {
+        // The innermost match wins: a wrapper around a label is not another label.
+        const all = candidates[fi];
+        const list = all.filter((c) => !all.some((o) => o.el !== c.el && c.el.contains(o.el)));
+        list.sort((a, b) => a.rank - b.rank || (a.el.compareDocumentPosition(b.el) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+        candidates[fi] = list;
+      }
+      this.candidates = candidates;
+      return candidates;
+    }
+
+    // Which fields a text labels: [{fi, rank, rest, kind}]; rank 0 exact, 1 prefix, 2 weak prefix.
+    matches(text) {
+      if (!text) return [];
+      const norm = normalise(text);
+      const out = [];
+      for (const fi of this.exact.get(norm) || []) out.push({ fi, rank: 0, rest: '', kind: 'label' });
+      if (out.length === 0) {
+        const low = text.toLowerCase();
+        const source = low.length === text.length ? text : low;
+        let longest = 0;
+        const prefixed = [];
+        for (const { label, fi, after } of this.labels) {
+          if (label.length >= low.length || !low.startsWith(label)) continue;
+          const sep = PREFIX_SEP.exec(source.slice(label.length));
+          if (!sep) continue;
+          const rest = source.slice(label.length + sep[0].length);
+          const plain = sep[0].trim() === '';
+          if (!rest || (plain && LONGER_LABEL.test(rest))) continue;
+          longest = Math.max(longest, label.length);
+          if (after) prefixed.push({ fi, rank: plain ? 2 : 1, rest, kind: 'label', len: label.length });
+        }
+        for (const m of prefixed) if (m.len === longest) out.push(m);
+      }
+      if (text.length <= REGEX_CAP) {
+        this.regexes.forEach((rx, fi) => {
+          if (!rx || !rx.re || out.some((m) => m.fi === fi)) return;
+          const m = rx.re.exec(norm);
+          if (!m) return;
+          let rest = '';
+          if (this.fields[fi].relation === 'after') {
+            const m2 = rx.re.exec(text);
+            if (m2) rest = collapse(text.slice(m2.index + m2[0].length)).replace(/^[:：\-—–]\s*/, '');
+          }
+          out.push({ fi, rank: m[0] === norm ? 0 : 1, rest, kind: 'regex' });
+        });
+      }
+      return out;
+    }
+
+    // Visible text of an element: hidden parts left out, blocks and <br> spaced.
+    textOf(el) {
+      let text = this.texts.get(el);
+      if (text !== undefined) return text;
+      const parts = [];
+      const collect = (node) => {
+        const st = this.status(node);
+        for (let n = node.firstChild; n; n = n.nextSibling) {
+          if (n.nodeType === 3) {
+            if (st.ownText) parts.push(n.data);
+          } else if (n.nodeType === 1) {
+            if (n.localName === 'br') parts.push(' ');
+            else if (!this.status(n).reject) {
+              const block = this.status(n).block;
+              if (block) parts.push(' ');
+              collect(n);
+              if (block) parts.push(' ');
+            }
+          }
+        }
+      };
+      if (!this.status(el).reject) collect(el);
+      text = collapse(parts.join(''));
+      this.texts.set(el, text);
+      return text;
+    }
+
+    isLabel(el) {
+      return this.exact.has(normalise(this.textOf(el)));
+    }
+
+    // Is this element, or something in it, exactly a label of some field? Then it is a
+    // neighbour's row, never a value.
+    isOrHasLabel(el) {
+      if (this.status(el).reject) return false;
+      if (this.isLabel(el)) return true;
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      const seen = new Set();
+      let budget = 200;
+      for (let node = walker.nextNode(); node && budget-- > 0; node = walker.nextNode()) {
+        const parent = node.parentElement;
+        if (!parent || seen.has(parent) || !/\S/.test(node.data)) continue;
+        seen.add(parent);
+        if (!this.status(parent).reject && this.isLabel(parent)) return true;
+      }
+      return false;
+    }
+
+    hasContent(el) {
+      return this.textOf(el) !== '' || el.matches(VALUE_TAGS) || el.querySelector(VALUE_TAGS) !== null;
+    }
+
+    // A wrapper adds nothing when its text is the label's text: climbing it keeps the row.
+    canClimb(cur) {
+      const parent = cur.parentElement;
+      return !!parent && parent !== this.root && this.root.contains(parent) && this.textOf(parent) === this.textOf(cur);
+    }
+
+    elementValue(el) {
+      if (el.matches('input,textarea,select')) return el.value ? ok(el.value) : fail('value empty');
+      const text = this.textOf(el);
+      if (text) return ok(text);
+      const media = el.matches('img') ? el : [...el.querySelectorAll('img')].find((i) => !this.status(i).reject);
+      if (media && (media.currentSrc || media.src)) return ok(media.currentSrc || media.src);
+      const link = el.matches('a[href]') ? el : [...el.querySelectorAll('a[href]')].find((a) => !this.status(a).reject);
+      if (link && link.href) return ok(link.href);
+      return fail('value empty');
+    }
+
+    after(label) {
+      let cur = label;
+      for (let level = 0; level < 3; level++) {
+        const parts = [];
+        const parentStatus = this.status(cur.parentElement || cur);
+        for (let n = cur.nextSibling; n; n = n.nextSibling) {
+          if (n.nodeType === 3) {
+            if (parentStatus.ownText) parts.push(n.data);
+            continue;
+          }
+          if (n.nodeType !== 1) continue;
+          if (n.localName === 'br') break;
+          const st = this.status(n);
+          if (st.reject) continue;
+          if (this.isOrHasLabel(n)) break;
+          if (st.block && collapse(parts.join(''))) break;
+          parts.push(' ', this.textOf(n), ' ');
+          if (st.block) break;
+        }
+        const text = collapse(parts.join('')).replace(LEADING_SEP, '');
+        if (text) return ok(text);
+        if (!this.canClimb(cur)) break;
+        cur = cur.parentElement;
+      }
+      return fail('value empty');
+    }
+
+    next(label) {
+      let cur = label;
+      for (let level = 0; level < 3; level++) {
+        const parentStatus = this.status(cur.parentElement || cur);
+        for (let n = cur.nextSibling; n; n = n.nextSibling) {
+          if (n.nodeType === 3) {
+            const text = parentStatus.ownText ? collapse(n.data).replace(LEADING_SEP, '') : '';
+            if (text) return ok(text);
+            continue;
+          }
+          if (n.nodeType !== 1) continue;
+          const st = this.status(n);
+          // An image not loaded yet or an empty link has no size but is still the value.
+          const media = n.matches(VALUE_TAGS) || n.querySelector(VALUE_TAGS) !== null;
+          if (!st.visible || !(st.shown || media) || !this.hasContent(n)) continue;
+          if (this.isOrHasLabel(n)) return fail('value empty');
+          return this.elementValue(n);
+        }
+        if (!this.canClimb(cur)) break;
+        cur = cur.parentElement;
+      }
+      return fail('value empty');
+    }
+
+    cell(label) {
+      const cell = label.closest('dt,dd,th,td,[role=cell],[role=gridcell],[role=rowheader],[role=columnheader]');
+      if (!cell || !this.root.contains(cell)) return fail('label not in a cell');
+      let value = null;
+      const tag = cell.localName;
+      if (tag === 'dt') {
+        for (let s = cell.nextElementSibling; s && !value; s = s.nextElementSibling) {
+          if (s.localName === 'dd') value = s;
+          else if (s.localName !== 'dt') break;
+        }
+      } else if (tag === 'th' || cell.getAttribute('role') === 'columnheader') {
+        const columnHeader = !!cell.closest('thead') || cell.getAttribute('role') === 'columnheader';
+        if (!columnHeader) value = this.nextCell(cell, 'td');
+        if (!value) value = this.columnCell(cell);
+      } else {
+        value = this.nextCell(cell, tag === 'td' ? 'td' : null);
+      }
+      if (!value) return fail('value empty');
+      if (this.status(value).reject || this.isOrHasLabel(value)) return fail('value empty');
+      return this.elementValue(value);
+    }
+
+    nextCell(cell, tag) {
+      for (let s = cell.nextElementSibling; s; s = s.nextElementSibling) {
+        if (this.status(s).reject) continue;
+        if (!tag || s.localName === tag) return s;
+        if (s.localName !== 'th') return null;
+      }
+      return null;
+    }
+
+    // A column header: the cell in the same column of the first body row.
+    columnCell(th) {
+      const row = th.parentElement;
+      const table = th.closest('table');
+      if (!row || !table || !row.cells) return null;
+      let column = 0;
+      for (const c of row.cells) {
+        if (c === th) break;
+        column += c.colSpan || 1;
+      }
+      for (const r of table.rows) {
+        if (r === row || r.closest('thead') || r.closest('table') !== table) continue;
+        if (![...r.cells].some((c) => c.localName === 'td')) continue;
+        let at = 0;
+        for (const c of r.cells) {
+          if (at === column) return c;
+          at += c.colSpan || 1;
+          if (at > column) return null;
+        }
+        return null;
+      }
+      return null;
+    }
+
+    attr(label, name) {
+      let value = label.getAttribute(name);
+      if (value === null) {
+        const holder = label.parentElement && label.parentElement.closest(`[${CSS.escape(name)}]`);
+        if (holder && this.root.contains(holder)) value = holder.getAttribute(name);
+      }
+      if (value === null) {
+        const sib = label.nextElementSibling;
+        const holder = sib && (sib.hasAttribute(name) ? sib : sib.querySelector(`[${CSS.escape(name)}]`));
+        if (holder) value = holder.getAttribute(name);
+      }
+      value = value === null ? '' : collapse(value);
+      return value ? ok(value) : fail('value empty');
+    }
+
+    apply(field, cand) {
+      const el = cand.el;
+      switch (field.relation) {
+        case 'after':
+          return cand.rest ? ok(cand.rest) : this.after(el);
+        case 'cell':
+          return this.cell(el);
+        case 'attr':
+          return this.attr(el, field.attr);
+        default:
+          return this.next(el);
+      }
+    }
+
+    pathTo(el) {
+      const path = [];
+      for (let cur = el; cur && cur !== this.root; cur = cur.parentElement) {
+        path.unshift(Array.prototype.indexOf.call(cur.parentElement.children, cur));
+      }
+      return path;
+    }
+
+    viaLandmark(field, fi) {
+      const rx = this.regexes[fi];
+      if (rx && rx.error && !(field.labels || []).length) return fail(rx.error);
+      const candidates = this.index()[fi];
+      if (candidates.length === 0) return fail(rx && rx.error ? rx.error : 'label not found');
+      let first = null;
+      for (const cand of candidates) {
+        const result = this.apply(field, cand);
+        if (result.value !== null) return ok(result.value, this.pathTo(cand.el));
+        first = first || result;
+      }
+      return first;
+    }
+
+    viaCache(field, fi) {
+      let el = this.root;
+      for (const i of field.cachedPath) {
+        el = el && el.children[i];
+        if (!el) return fail('cache stale');
+      }
+      if (this.status(el).reject) return fail('cache stale');
+      const found = this.matches(this.textOf(el)).find((m) => m.fi === fi);
+      if (!found) return fail('cache stale');
+      const cand = { ...found, el };
+      const result = this.apply(field, cand);
+      return result.value !== null ? ok(result.value, field.cachedPath.slice()) : result;
+    }
+
+    viaCss(field) {
+      let el;
+      try {
+        el = this.root.querySelector(field.css);
+      } catch (e) {
+        return fail(`invalid css selector: ${field.css}`);
+      }
+      if (!el) return fail('css matched nothing');
+      if (field.relation === 'attr' && field.attr) {
+        const value = el.getAttribute(field.attr);
+        return value && collapse(value) ? ok(collapse(value)) : fail('value empty');
+      }
+      return this.elementValue(el);
+    }
+
+    resolveField(field, fi) {
+      let landmarkError = null;
+      let lastError = 'no strategy to try';
+      for (const strategy of field.order || ['cached', 'landmark', 'css']) {
+        let result;
+        if (strategy === 'cached' && field.cachedPath) result = this.viaCache(field, fi);
+        else if (strategy === 'landmark' && ((field.labels || []).length || field.labelRegex)) result = this.viaLandmark(field, fi);
+        else if (strategy === 'css' && field.css) result = this.viaCss(field);
+        else continue;
+        if (result.value !== null) return { value: result.value, strategy, error: null, path: result.path };
+        lastError = result.error;
+        if (strategy === 'landmark') landmarkError = result.error;
+      }
+      return { value: null, strategy: null, error: landmarkError || lastError, path: null };
+    }
+  }
+
+  function findRoot(selector) {
+    if (!selector) return { root: document.body || document.documentElement, error: null };
+    let all;
+    try {
+      all = document.querySelectorAll(selector);
+    } catch (e) {
+      return { root: null, error: `invalid root selector: ${selector}` };
+    }
+    if (all.length === 0) return { root: null, error: 'root not found' };
+    const probe = new Ctx(all[0], []);
+    for (const el of all) if (!probe.status(el).reject) return { root: el, error: null };
+    return { root: all[0], error: null };
+  }
+
+  function resolve(spec) {
+    const fields = spec.fields || [];
+    const found = findRoot(spec.root);
+    const out = { fields: {}, rootFound: !!found.root, rootError: found.error };
+    if (!found.root) {
+      for (const f of fields) out.fields[f.name] = { value: null, strategy: null, error: found.error, path: null };
+      return out;
+    }
+    const ctx = new Ctx(found.root, fields);
+    fields.forEach((f, fi) => {
+      out.fields[f.name] = ctx.resolveField(f, fi);
+    });
+    return out;
+  }
+
+  function errorShown(spec, errorSelector) {
+    if (!errorSelector) return null;
+    const { root } = findRoot(spec.root);
+    const scope = root || document;
+    const ctx = new Ctx(root || document.documentElement, []);
+    for (const el of scope.querySelectorAll(errorSelector)) {
+      if (ctx.status(el).reject) continue;
+      const text = ctx.textOf(el);
+      if (text) return text;
+    }
+    return null;
+  }
+
+  function summarise(result, fields) {
+    let any = false;
+    let required = true;
+    for (const f of fields) {
+      const r = result.fields[f.name];
+      if (r && r.value !== null) any = true;
+      else if (f.required) required = false;
+    }
+    return { any, complete: required && (any || fields.some((f) => f.required)) };
+  }
+
+  function settle(spec, timeoutMs, quietMs, errorSelector) {
+    return new Promise((done, failed) => {
+      const fields = spec.fields || [];
+      const started = performance.now();
+      let lastChange = started;
+      let lastCheck = -Infinity;
+      let last = null;
+      let finished = false;
+      let observer = null;
+      let observed = null;
+      let pending = null;
+      let ticker = null;
+      let deadline = null;
+
+      if (errorSelector) {
+        try {
+          document.querySelector(errorSelector);
+        } catch (e) {
+          errorSelector = null;
+        }
+      }
+
+      const cleanup = () => {
+        if (observer) observer.disconnect();
+        if (pending !== null) clearTimeout(pending);
+        if (ticker !== null) clearInterval(ticker);
+        if (deadline !== null) clearTimeout(deadline);
+      };
+      const finish = (state, errorText = null) => {
+        if (finished) return;
+        finished = true;
+        cleanup();
+        done({ state, result: last, errorText, waitedMs: performance.now() - started });
+      };
+      const watch = () => {
+        const target = (spec.root && findRoot(spec.root).root) || document.documentElement || document;
+        if (target === observed) return;
+        if (!observer) {
+          observer = new MutationObserver(() => {
+            lastChange = performance.now();
+            schedule();
+          });
+        } else {
+          observer.disconnect();
+        }
+        observer.observe(target, { subtree: true, childList: true, characterData: true, attributes: true });
+        observed = target;
+      };
+      const check = () => {
+        if (finished) return;
+        pending = null;
+        lastCheck = performance.now();
+        try {
+          last = resolve(spec);
+          if (last.rootError && last.rootError !== 'root not found') return finish('error', last.rootError);
+          const { any, complete } = summarise(last, fields);
+          if (complete) return finish('ready');
+          const errorText = errorShown(spec, errorSelector);
+          if (errorText) return finish('error', errorText);
+          const now = performance.now();
+          if (any && now - lastChange >= quietMs) return finish('ready');
+          if (now - started >= timeoutMs) return finish('timeout');
+          watch();
+        } catch (e) {
+          finished = true;
+          cleanup();
+          failed(e);
+        }
+      };
+      // Mutations come in bursts: re-resolve at most once per 10 ms.
+      const schedule = () => {
+        if (finished || pending !== null) return;
+        const wait = 10 - (performance.now() - lastCheck);
+        if (wait <= 0) queueMicrotask(check);
+        else pending = setTimeout(check, wait);
+        if (wait <= 0) pending = -1;
+      };
+
+      check();
+      if (finished) return;
+      ticker = setInterval(check, 100);
+      deadline = setTimeout(check, Math.max(0, timeoutMs - (performance.now() - started)) + 1);
+    });
+  }
+
+  window.__landmark = Object.freeze({ version: VERSION, normalise, resolve, settle });
+})();

@@ -1,0 +1,186 @@
+"""Measuring memory the way it matters here: whole process trees, and the node as Ray sees it.
+
+Per-process figures
+-------------------
+A BrowserActor is a Ray worker process plus a Playwright driver plus a
+Chromium with a dozen renderer, GPU and utility processes. What it costs is
+the sum over that tree, so ``tree_rss`` walks descendants.
+
+Summed RSS double-counts shared pages: every Chromium process maps the same
+binary and shared-memory segments, so the sum can overstate the tree by a
+few hundred MiB. It is still the right figure here: it errs high, which makes
+us shed *earlier*, never later; it ranks actors correctly ("which tree is
+heaviest?") because every tree is overstated the same way; and it is cheap.
+USS/PSS would be exact but need a read of ``/proc/<pid>/smaps_rollup`` per
+process, tens of milliseconds for a few Chromiums: too slow to repeat every
+half second for many trees.
+
+The node figure
+---------------
+``read_node_memory`` reproduces what Ray's OOM killer (the raylet's memory
+monitor, ``memory_monitor_utils.cc``) compares with ``memory_usage_threshold``,
+RAM only (Ray adds swap only when ``count_swap_in_memory_monitor`` is set):
+
+* host: ``MemTotal - MemAvailable`` (psutil ``total - available``), not the
+  "used" column of free(1), which counts all buffers and cache as free,
+  including shared memory (Ray's object store in /dev/shm) that cannot be
+  reclaimed, and so reads low;
+* cgroup (container) limit, v2 ``memory.max`` or v1 ``memory.limit_in_bytes``:
+  used is ``memory.current`` (v2) or ``memory.usage_in_bytes`` (v1) minus the
+  page cache, ``inactive_file + active_file`` (v1: ``total_inactive_file``,
+  ``total_active_file``), because the kernel reclaims cache before it kills.
+  The cgroup figures are used only when the cgroup limit is below host memory
+  (an unset limit reads "max", or a huge number on v1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+# Processes that belong to Ray itself on a node; see ray_process_pids.
+RAY_PROCESS_NAMES = frozenset({"raylet", "gcs_server"})
+RAY_CMDLINE_MARKERS = ("ray::", "/ray/dashboard/", "/ray/_private/", "ray/autoscaler/")
+
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReading:
+    """Node memory as Ray's OOM killer counts it; ``source`` says which view was binding."""
+
+    used: int
+    total: int
+    source: Literal["cgroup", "host"]
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.total if self.total > 0 else 0.0
+
+
+def tree_pids(pid: int) -> set[int]:
+    """``pid`` and all its living descendants; empty if ``pid`` is gone."""
+    try:
+        root = psutil.Process(pid)
+        children = root.children(recursive=True)
+    except _GONE:
+        return set()
+    return {pid, *(child.pid for child in children)}
+
+
+def rss_of(pids: Iterable[int]) -> int:
+    """Summed RSS of these processes; one that exits mid-walk counts as zero."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except _GONE:
+            continue
+    return total
+
+
+def trees_pids(pids: Iterable[int]) -> set[int]:
+    """The union of several trees, so a browser that is also an actor's child counts once."""
+    union: set[int] = set()
+    for pid in pids:
+        if pid not in union:
+            union |= tree_pids(pid)
+    return union
+
+
+def tree_rss(pid: int) -> int:
+    """RSS of ``pid`` and every descendant (summed RSS: errs high on shared pages, see above)."""
+    return rss_of(tree_pids(pid))
+
+
+def trees_rss(pids: Iterable[int]) -> int:
+    """RSS of the union of the trees rooted at ``pids`` (an actor's own pid and its browser's)."""
+    return rss_of(trees_pids(pids))
+
+
+def ray_process_pids() -> set[int]:
+    """Ray's own processes on this node: raylet, GCS, dashboard/agents and every ``ray::`` worker.
+
+    The driver (the user's Python process) is not recognisable by name and is
+    not included. Workers are matched by the ``ray::`` process title Ray gives
+    them, so their descendants (browsers) are reached through ``trees_pids``.
+    """
+    found: set[int] = set()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = process.info["name"] or ""
+            cmdline = " ".join(process.info["cmdline"] or ())
+        except _GONE:
+            continue
+        if name in RAY_PROCESS_NAMES or any(marker in cmdline for marker in RAY_CMDLINE_MARKERS):
+            found.add(process.pid)
+    return found
+
+
+def read_node_memory(cgroup_root: Path = CGROUP_ROOT) -> MemoryReading:
+    """Node memory used/total as Ray's OOM killer measures it (see the module docstring)."""
+    host = psutil.virtual_memory()
+    host_total = int(host.total)
+    host_used = max(0, host_total - int(host.available))
+    cgroup = _read_cgroup_memory(cgroup_root)
+    if cgroup is not None:
+        used, limit = cgroup
+        if limit < host_total:
+            return MemoryReading(used=min(max(used, 0), limit), total=limit, source="cgroup")
+    return MemoryReading(used=host_used, total=host_total, source="host")
+
+
+def _read_cgroup_memory(root: Path) -> tuple[int, int] | None:
+    """(used without page cache, limit) from cgroup v2 or v1, or None if no limit is readable."""
+    if (root / "memory.max").exists():  # v2; "max" (no limit) reads as None
+        limit = _read_int(root / "memory.max")
+        used = _used_without_cache(
+            root / "memory.current", root / "memory.stat", "inactive_file", "active_file"
+        )
+    else:
+        v1 = root / "memory"
+        limit = _read_int(v1 / "memory.limit_in_bytes")
+        used = _used_without_cache(
+            v1 / "memory.usage_in_bytes",
+            v1 / "memory.stat",
+            "total_inactive_file",
+            "total_active_file",
+        )
+    if limit is None or used is None:
+        return None
+    return used, limit
+
+
+def _used_without_cache(usage: Path, stat: Path, inactive_key: str, active_key: str) -> int | None:
+    current = _read_int(usage)
+    stats = _read_stat(stat)
+    if current is None or inactive_key not in stats or active_key not in stats:
+        return None
+    return current - stats[inactive_key] - stats[active_key]
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _read_stat(path: Path) -> dict[str, int]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    stats: dict[str, int] = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            stats[key] = int(value)
+    return stats

@@ -1,0 +1,552 @@
+"""BrowserWorker: one browser, one long-lived context, a few pages — containers in, records out.
+
+This is the BrowserActor without Ray, so it can be tested with Chromium alone
+and wrapped as a Ray actor in ``browser_actor.py``. Everything here runs on one
+event loop: Playwright objects belong to the loop that made them.
+
+Per container the hot path is two page calls in click mode (open+settle+resolve
+in one evaluate, the panel closed at the start of the next) and a navigation
+plus one evaluate in link mode. Every wait is a condition with a deadline from
+the PerformanceLearner; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from actors.browser import FoundBrowser, find_browser, launch_browser
+from actors.dom_cache import DomCache
+from actors.downloads import download_to_file
+from actors.extraction import LANDMARKS_JS, field_plan, finish_value, settle_and_resolve
+from actors.learner import PerformanceLearner
+from actors.process_tree import tree_rss
+from config.job import IdSource, JobSpec, OpenMode
+from config.records import Container, Phase, Problem, Record, Status, domain_of
+from config.settings import Settings
+
+GALLERY_JS = resources.files("actors").joinpath("gallery.js").read_text(encoding="utf-8")
+ERROR_SELECTOR = "[role=alert]"
+SEEK_MAX_STEPS = 10_000
+RSS_CHECK_EVERY = 50
+
+
+class BrowserGone(Exception):
+    """The browser crashed or disconnected under a container; retry it elsewhere."""
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One page, and the gallery it has open (click mode keeps it open between containers)."""
+
+    page: Page
+    gallery: str | None = None
+    panel_open: bool = False
+
+
+@dataclass(slots=True)
+class Counters:
+    containers: int = 0
+    ok: int = 0
+    partial: int = 0
+    failed: int = 0
+    since_recycle: int = 0
+    recycles: int = 0
+    relaunches: int = 0
+    blocked_requests: int = 0
+    dialogs_dismissed: int = 0
+    discovered: int = 0
+    recycle_reasons: list[str] = field(default_factory=list)
+
+
+class BrowserWorker:
+    def __init__(
+        self,
+        job: JobSpec,
+        name: str = "worker",
+        *,
+        out_dir: Path | None = None,
+        learner: PerformanceLearner | None = None,
+        found: FoundBrowser | None = None,
+    ) -> None:
+        self.job = job
+        self.name = name
+        self.learner = learner or PerformanceLearner()
+        self.cache = DomCache()
+        self.counters = Counters()
+        self._out_dir = out_dir or job.output.dir
+        self._found = found
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._context: BrowserContext | None = None
+        self._slots: list[Slot] = []
+        self._free: list[Slot] = []
+        self._in_flight = 0
+        self._maintenance: str | None = None
+        self._cond = asyncio.Condition()
+        self._allowed_hosts: set[str] = set()
+        self._settings = Settings.from_env()
+
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        if self._found is None:
+            explicit = self.job.browser.executable or self._settings.browser
+            self._found = await asyncio.to_thread(find_browser, explicit)
+        self._playwright = await async_playwright().start()
+        for url in self.job.sources.urls:
+            self._allowed_hosts.add(domain_of(url))
+        self._allowed_hosts.update(self.job.browser.allow_domains)
+        await self._launch()
+
+    async def _launch(self) -> None:
+        assert self._playwright is not None and self._found is not None
+        headless = self.job.browser.headless
+        headless = self._settings.headless if headless is None else headless
+        self._browser = await launch_browser(self._playwright, self._found, headless=headless)
+        await self._new_context()
+
+    async def _new_context(self) -> None:
+        assert self._browser is not None
+        width, height = self.job.browser.viewport
+        context = await self._browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(self.job.timeouts.navigation.total_seconds() * 1000)
+        await context.add_init_script(script=LANDMARKS_JS)
+        await context.add_init_script(script=GALLERY_JS)
+        await self._block_foreign_navigation(context)
+        self._context = context
+        pages = [await context.new_page() for _ in range(self.job.budget.pages_per_actor)]
+        for page in pages:
+            page.on("dialog", self._dismiss_dialog)
+        self._slots = [Slot(page) for page in pages]
+        self._free = list(self._slots)
+
+    async def _block_foreign_navigation(self, context: BrowserContext) -> None:
+        """Abort requests to hosts the job did not allow; matched in the driver, not in Python."""
+        import re
+
+        hosts = "|".join(re.escape(host) for host in sorted(self._allowed_hosts))
+        if not hosts:
+            return
+        foreign = re.compile(rf"^https?://(?!(?:{hosts})(?:[/:?#]|$))")
+
+        async def abort(route) -> None:
+            self.counters.blocked_requests += 1
+            await route.abort("blockedbyclient")
+
+        await context.route(foreign, abort)
+
+    def _dismiss_dialog(self, dialog) -> None:
+        self.counters.dialogs_dismissed += 1
+        asyncio.ensure_future(dialog.dismiss())
+
+    def _browser_alive(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+    async def close(self) -> None:
+        """Shut Playwright down cleanly; safe to call twice."""
+        if self._browser is not None:
+            try:
+                await self._browser.close()
+            except PlaywrightError:
+                pass
+            self._browser = None
+        if self._playwright is not None:
+            await self._playwright.stop()
+            self._playwright = None
+
+    def browser_pid_tree_rss(self) -> int:
+        """RSS of this process and its children: the Playwright driver and the browser."""
+        return tree_rss(os.getpid())
+
+    def request_recycle(self, reason: str) -> None:
+        """Recreate the context once the slots in use come back (the MetricsActor asks this)."""
+        self._maintenance = self._maintenance or f"recycle: {reason}"
+
+    async def _maintain(self) -> None:
+        """Relaunch a dead browser or recycle the context; called with no container in flight."""
+        reason = self._maintenance or ""
+        self._maintenance = None
+        if not self._browser_alive():
+            self.counters.relaunches += 1
+            await self._discard_browser()
+            await self._launch()
+            return
+        self.counters.recycles += 1
+        self.counters.recycle_reasons.append(reason)
+        self.counters.since_recycle = 0
+        assert self._context is not None
+        await self._context.close()
+        await self._new_context()
+
+    async def _discard_browser(self) -> None:
+        if self._browser is not None:
+            try:
+                await self._browser.close()
+            except PlaywrightError:
+                pass
+        self._browser = None
+        self._context = None
+
+    # -- slots ---------------------------------------------------------------
+    async def _acquire(self, gallery: str | None) -> Slot:
+        async with self._cond:
+            while True:
+                if not self._browser_alive() and self._maintenance is None:
+                    self._maintenance = "relaunch: browser gone"
+                if self._maintenance and self._in_flight == 0:
+                    await self._maintain()
+                if not self._maintenance and self._free:
+                    slot = self._pick(gallery)
+                    self._in_flight += 1
+                    return slot
+                await self._cond.wait()
+
+    def _pick(self, gallery: str | None) -> Slot:
+        """Prefer a page that already has this gallery open: no reload, no re-scroll."""
+        for index, slot in enumerate(self._free):
+            if gallery is not None and slot.gallery == gallery:
+                return self._free.pop(index)
+        return self._free.pop()
+
+    async def _release(self, slot: Slot) -> None:
+        async with self._cond:
+            self._in_flight -= 1
+            if slot in self._slots:  # a slot from before a recycle is simply dropped
+                self._free.append(slot)
+            self._check_recycle()
+            self._cond.notify_all()
+
+    def _check_recycle(self) -> None:
+        """After N containers, or when the browser tree outgrows its RSS bound (checked every
+        RSS_CHECK_EVERY containers: a process-tree walk costs about a millisecond)."""
+        if self._maintenance:
+            return
+        since = self.counters.since_recycle
+        if since >= self.job.browser.recycle_after:
+            self._maintenance = f"recycle: {since} containers"
+        elif since and since % RSS_CHECK_EVERY == 0:
+            rss = self.browser_pid_tree_rss()
+            if rss > self.job.browser.recycle_rss:
+                self._maintenance = f"recycle: tree RSS {rss >> 20} MiB over the bound"
+
+    # -- deadlines -----------------------------------------------------------
+    def _deadline(self, domain: str, operation: str, default: timedelta | None = None) -> timedelta:
+        timeouts = self.job.timeouts
+        return self.learner.deadline(
+            domain,
+            operation,
+            default=default or timeouts.wait,
+            low=timeouts.wait_min,
+            high=timeouts.wait_max,
+            margin=timeouts.margin,
+        )
+
+    # -- discovery -----------------------------------------------------------
+    async def discover(self, source: str) -> AsyncIterator[list[Container]]:
+        """Scroll ``source``'s gallery and yield new containers in chunks as they appear."""
+        spec = self.job.containers
+        if spec.open is OpenMode.SELF:
+            yield [self.self_container(source, 0)]
+            return
+        slot = await self._acquire(source)
+        domain = domain_of(source)
+        try:
+            if slot.gallery != source:
+                await self._goto(slot, source)
+                slot.gallery = source
+            seen: set[str] = set()
+            limit = spec.limit
+            while True:
+                idle = self._deadline(domain, "discover_idle", self.job.timeouts.discovery_idle)
+                step = await slot.page.evaluate(
+                    "(a) => window.__landmarkGallery.step(a)", self._gallery_args(idle)
+                )
+                if step["grewAfterMs"] is not None:
+                    self.learner.observe(domain, "discover_idle", step["grewAfterMs"] / 1000)
+                fresh = self._new_containers(source, step["cards"], seen, limit)
+                if fresh:
+                    self.counters.discovered += len(fresh)
+                    yield fresh
+                if step["exhausted"] or (limit is not None and len(seen) >= limit):
+                    self.cache.remember_layout(
+                        DomCache.key(domain, "gallery", None), step["scroller"], spec.selector
+                    )
+                    return
+        except PlaywrightError as error:
+            raise RuntimeError(f"discovery of {source} failed: {_first_line(error)}") from None
+        finally:
+            await self._release(slot)
+
+    def _gallery_args(self, idle: timedelta) -> dict[str, Any]:
+        spec = self.job.containers
+        return {
+            "cardSelector": spec.selector,
+            "scrollContainer": spec.scroll_container,
+            "linkSelector": spec.link_selector,
+            "idAttr": spec.id_attr if spec.id_from is IdSource.ATTR else None,
+            "wantText": spec.id_from is IdSource.TEXT_HASH,
+            "idleMs": idle.total_seconds() * 1000,
+        }
+
+    def _new_containers(
+        self, source: str, cards: list[dict], seen: set[str], limit: int | None
+    ) -> list[Container]:
+        spec = self.job.containers
+        fresh = []
+        for card in cards:
+            if limit is not None and len(seen) >= limit:
+                break
+            if spec.id_from is IdSource.ATTR:
+                identity = card["attr"]
+            elif spec.id_from is IdSource.LINK:
+                identity = card["href"]
+            else:
+                identity = _text_hash(card["text"] or "")
+            if not identity or identity in seen:
+                continue
+            seen.add(identity)
+            fresh.append(
+                Container(
+                    id=identity,
+                    source=source,
+                    position=len(seen) - 1,
+                    open=spec.open.value,
+                    url=card["href"],
+                )
+            )
+        return fresh
+
+    @staticmethod
+    def self_container(url: str, position: int) -> Container:
+        return Container(id=_text_hash(url), source=url, position=position, open="self", url=url)
+
+    # -- extraction ----------------------------------------------------------
+    async def extract(self, batch: list[Container]) -> list[Record]:
+        """One record per container, in batch order; a container's failure never raises."""
+        return list(await asyncio.gather(*(self._extract_one(c) for c in batch)))
+
+    async def _extract_one(self, container: Container) -> Record:
+        started = time.monotonic()
+        gallery = container.source if container.open == OpenMode.CLICK else None
+        slot = await self._acquire(gallery)
+        progress = _Progress()
+        try:
+            async with asyncio.timeout(self.job.timeouts.container.total_seconds()):
+                record = await self._open_and_read(slot, container, progress)
+        except TimeoutError:
+            slot.gallery = None  # the page is in an unknown state: reload it next time
+            record = self._failure(container, progress.phase, "container deadline exceeded")
+        except BrowserGone as gone:
+            slot.gallery = None
+            record = self._failure(container, progress.phase, f"browser gone: {gone}")
+        except PlaywrightError as error:
+            slot.gallery = None
+            reason = _first_line(error)
+            if not self._browser_alive():
+                reason = f"browser gone: {reason}"
+            record = self._failure(container, progress.phase, reason)
+        finally:
+            self.counters.containers += 1
+            self.counters.since_recycle += 1
+            await self._release(slot)
+        record.timings.update(progress.timings)
+        record.timings["total"] = round((time.monotonic() - started) * 1000, 2)
+        record.actor = self.name
+        setattr(self.counters, record.status, getattr(self.counters, record.status) + 1)
+        return record
+
+    def _failure(self, container: Container, phase: str, reason: str, retryable=True) -> Record:
+        return Record.failure(container, phase, reason, retryable=retryable, actor=self.name)
+
+    async def _open_and_read(self, slot: Slot, container: Container, progress: _Progress) -> Record:
+        domain = domain_of(container.target)
+        spec = self.job.containers
+        cache_key = DomCache.key(domain, container.open, spec.panel_selector)
+        plan = self._plan(domain, cache_key)
+        settle_deadline = self._deadline(domain, "settle")
+        if container.open == OpenMode.CLICK:
+            root = spec.panel_selector
+            failure = await self._open_by_click(slot, container, progress)
+        else:
+            root = None
+            failure = await self._open_by_link(slot, container, progress)
+        if failure is not None:
+            return failure
+        progress.phase = Phase.WAIT
+        settled = await settle_and_resolve(
+            slot.page,
+            root,
+            plan,
+            timeout=settle_deadline,
+            quiet=timedelta(milliseconds=100),
+            error_selector=ERROR_SELECTOR,
+        )
+        progress.mark("wait")
+        return await self._record_from(container, settled, slot.page.url, domain, cache_key, progress)
+
+    async def _open_by_click(self, slot: Slot, container: Container, progress: _Progress):
+        progress.phase = Phase.OPEN
+        if slot.gallery != container.source:
+            await self._goto(slot, container.source)
+            slot.gallery = container.source
+        spec = self.job.containers
+        domain = domain_of(container.source)
+        idle = self._deadline(domain, "discover_idle", self.job.timeouts.discovery_idle)
+        args = self._gallery_args(idle) | {
+            "id": container.id,
+            "href": container.url,
+            "panelSelector": spec.panel_selector,
+            "closeSelector": spec.close_selector,
+            "timeoutMs": self._deadline(domain, "close").total_seconds() * 1000,
+            "maxSteps": SEEK_MAX_STEPS,
+        }
+        opened = await slot.page.evaluate("(a) => window.__landmarkGallery.open(a)", args)
+        progress.mark("open")
+        if not opened["ok"]:
+            return self._failure(container, Phase.OPEN, opened["reason"])
+        return None
+
+    async def _open_by_link(self, slot: Slot, container: Container, progress: _Progress):
+        progress.phase = Phase.OPEN
+        slot.gallery = None
+        url = container.url or container.source
+        response = await self._goto(slot, url)
+        progress.mark("open")
+        if response is not None and response.status >= 400:
+            status = response.status
+            retryable = status >= 500 or status == 429
+            return self._failure(container, Phase.OPEN, f"HTTP {status} for {url}", retryable)
+        return None
+
+    async def _goto(self, slot: Slot, url: str):
+        started = time.monotonic()
+        try:
+            response = await slot.page.goto(
+                url,
+                wait_until="domcontentloaded",
+                timeout=self.job.timeouts.navigation.total_seconds() * 1000,
+            )
+        except PlaywrightError:
+            if not self._browser_alive():
+                raise BrowserGone("the browser disconnected during navigation") from None
+            raise
+        self.learner.observe(domain_of(url), "navigate", time.monotonic() - started)
+        return response
+
+    def _plan(self, domain: str, cache_key: str) -> list[dict]:
+        orders = {f.name: self.learner.order(domain, f.name) for f in self.job.fields}
+        return field_plan(self.job.fields, orders, self.cache.field_paths(cache_key))
+
+    async def _record_from(
+        self, container, settled, page_url, domain, cache_key, progress
+    ) -> Record:
+        if settled.state == "error":
+            return self._failure(container, Phase.WAIT, f"page reported: {settled.error_text}")
+        if settled.state == "timeout" and not any(
+            raw.get("value") is not None for raw in settled.fields.values()
+        ):
+            return self._failure(container, Phase.WAIT, "no landmark appeared before the deadline")
+        self.learner.observe(domain, "settle", settled.waited_ms / 1000)
+        progress.phase = Phase.EXTRACT
+        record = Record(
+            id=container.id, source=container.source, position=container.position, status=Status.OK
+        )
+        offered = set(self.cache.field_paths(cache_key))
+        strategies: dict[str, str | None] = {}
+        paths: dict[str, list[int] | None] = {}
+        for spec in self.job.fields:
+            raw = settled.fields.get(spec.name, {})
+            strategy = raw.get("strategy")
+            strategies[spec.name] = strategy
+            paths[spec.name] = raw.get("path")
+            order = self.learner.order(domain, spec.name)
+            tried = order[: order.index(strategy) + 1] if strategy in order else order
+            self.learner.record_strategy(domain, spec.name, tried, strategy)
+            value, error = None, raw.get("error") or "not found"
+            if raw.get("value") is not None:
+                value, error = finish_value(spec, raw["value"], page_url)
+            record.fields[spec.name] = value
+            if strategy:
+                record.strategies[spec.name] = strategy
+            if error is not None:
+                record.errors.append(Problem(phase=Phase.EXTRACT, reason=error, field=spec.name))
+                if spec.required:
+                    record.status = Status.PARTIAL
+        self.cache.record_fields(cache_key, strategies, paths, offered)
+        if self.job.download is not None:
+            progress.phase = Phase.DOWNLOAD
+            await self._download(record, slot_page_url=page_url)
+            progress.mark("download")
+        return record
+
+    async def _download(self, record: Record, slot_page_url: str) -> None:
+        spec = self.job.download
+        assert spec is not None
+        url = record.fields.get(spec.field) if spec.field else None
+        if not url:
+            record.errors.append(Problem(phase=Phase.DOWNLOAD, reason="nothing to download"))
+            return
+        target_dir = self._out_dir / spec.dir
+        try:
+            record.download = await download_to_file(url, target_dir, record.id, spec.max_bytes)
+        except OSError as error:
+            record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=str(error)))
+            record.status = Status.PARTIAL
+
+    # -- stats ---------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        counters = self.counters
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "containers": counters.containers,
+            "ok": counters.ok,
+            "partial": counters.partial,
+            "failed": counters.failed,
+            "discovered": counters.discovered,
+            "recycles": counters.recycles,
+            "relaunches": counters.relaunches,
+            "blocked_requests": counters.blocked_requests,
+            "dialogs_dismissed": counters.dialogs_dismissed,
+            "in_flight": self._in_flight,
+            "cache": self.cache.stats(),
+            "learner": self.learner.summary(),
+        }
+
+
+class _Progress:
+    """Which phase a container is in, and how long each finished phase took (ms)."""
+
+    __slots__ = ("_last", "phase", "timings")
+
+    def __init__(self) -> None:
+        self.phase: str = Phase.OPEN
+        self.timings: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = round((now - self._last) * 1000, 2)
+        self._last = now
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+

@@ -1,0 +1,1 @@
+"""Job spec models, machine settings and job-file loading."""

@@ -1,0 +1,335 @@
+"""The job spec: what a user writes to say what to extract from where.
+
+Every model forbids unknown keys, so a typo in a job file is an error that
+names the key rather than a setting silently ignored. Every default is
+documented on its field; ``landmark validate`` prints nothing but errors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.units import ByteSize, Duration, Limit, ResourceLimit
+
+
+class Spec(BaseModel):
+    """Base of every job-spec model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a valid regular expression: {error}") from None
+    return value
+
+
+class OpenMode(StrEnum):
+    """How one container is opened to read its fields."""
+
+    LINK = "link"  # navigate a reused page to the container's own URL
+    CLICK = "click"  # click the card in the gallery page; a panel shows the item
+    SELF = "self"  # each source URL is itself one item page
+
+
+class Relation(StrEnum):
+    """Where a field's value sits relative to its landmark label."""
+
+    AFTER = "after"  # later in the same text: "ISBN-13: 978-…"
+    NEXT = "next"  # the next element after the label: <span>Prompt</span><p>value</p>
+    CELL = "cell"  # the paired cell: dt → dd, th → td, td → next td
+    ATTR = "attr"  # an attribute of the labelled element (or of its value element)
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    DATETIME = "datetime"  # normalised to ISO-8601
+    INTEGER = "integer"
+    NUMBER = "number"
+    URL = "url"  # made absolute against the page URL
+
+
+class IdSource(StrEnum):
+    """Where a container's stable id comes from."""
+
+    ATTR = "attr"  # an attribute of the container element (``id_attr``)
+    LINK = "link"  # the container's link URL
+    TEXT_HASH = "text_hash"  # a hash of the container's normalised text
+
+
+class SourceSpec(Spec):
+    urls: list[str] = Field(default_factory=list, description="Start URLs: gallery or item pages.")
+    file: Path | None = Field(
+        default=None,
+        description="A file with one URL per line (blank lines and # comments skipped); "
+        "relative paths are read from the job file's folder.",
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+    @model_validator(mode="after")
+    def _has_some(self) -> SourceSpec:
+        if not self.urls and self.file is None:
+            raise ValueError("give at least one URL in 'urls' or a 'file' of URLs")
+        return self
+
+
+class ContainerSpec(Spec):
+    open: OpenMode = Field(default=OpenMode.CLICK, description="How to open one container.")
+    selector: str = Field(
+        default="[data-id]",
+        description="CSS selector of one container (card) on a gallery page. Unused for 'self'.",
+    )
+    id_from: IdSource = Field(default=IdSource.ATTR, description="Where the stable id comes from.")
+    id_attr: str = Field(default="data-id", description="The attribute read when id_from is attr.")
+    link_selector: str | None = Field(
+        default=None,
+        description="Inside the container, the element whose href opens it; default: the "
+        "container itself if it is a link, else its first a[href].",
+    )
+    panel_selector: str | None = Field(
+        default=None,
+        description="Click mode: the detail panel the click opens, where fields are read. "
+        "Default: the whole document.",
+    )
+    close_selector: str | None = Field(
+        default=None,
+        description="Click mode: what closes the panel; default: press Escape.",
+    )
+    scroll_container: str | None = Field(
+        default=None,
+        description="The element that scrolls the gallery; default: found by itself "
+        "(the largest scrollable element holding containers, else the window).",
+    )
+    limit: int | None = Field(default=None, ge=1, description="Stop after this many per source.")
+
+    @model_validator(mode="after")
+    def _id_attr_given(self) -> ContainerSpec:
+        if self.id_from is IdSource.ATTR and not self.id_attr:
+            raise ValueError("id_from is 'attr' but id_attr is empty")
+        return self
+
+
+class FieldSpec(Spec):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Output key.")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Landmark label texts, matched case-insensitively on normalised visible "
+        "text (whitespace collapsed, a trailing ':' ignored). Exact matches win over prefixes.",
+    )
+    label_regex: str | None = Field(
+        default=None, description="A regular expression a label's text must match (searched)."
+    )
+    relation: Relation = Field(default=Relation.NEXT, description="Where the value sits.")
+    attr: str | None = Field(default=None, description="The attribute to read for relation attr.")
+    css: str | None = Field(
+        default=None, description="A CSS selector tried when no landmark resolves the field."
+    )
+    pattern: str | None = Field(
+        default=None,
+        description="A regular expression with one group; the group becomes the value.",
+    )
+    type: FieldType = Field(
+        default=FieldType.STRING,
+        description="string, datetime (made ISO-8601), integer, number or url (made absolute).",
+    )
+    required: bool = Field(
+        default=True, description="A required field that is missing makes the record 'partial'."
+    )
+
+    @field_validator("label_regex")
+    @classmethod
+    def _valid_label_regex(cls, value: str | None) -> str | None:
+        return _check_regex(value)
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, value: str | None) -> str | None:
+        _check_regex(value)
+        if value is not None and re.compile(value).groups != 1:
+            raise ValueError("pattern must have exactly one group, e.g. 'seed (\\d+)'")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_way_to_find_it(self) -> FieldSpec:
+        if not self.labels and not self.label_regex and not self.css:
+            raise ValueError(f"field {self.name!r} needs labels, a label_regex or a css fallback")
+        if self.relation is Relation.ATTR and not self.attr:
+            raise ValueError(f"field {self.name!r} has relation 'attr' but no 'attr' name")
+        return self
+
+
+class DownloadSpec(Spec):
+    field: str | None = Field(
+        default=None, description="The url-typed field whose value is downloaded."
+    )
+    selector: str | None = Field(
+        default=None, description="Or: the link element (href) to download, inside the item."
+    )
+    dir: Path = Field(default=Path("downloads"), description="Relative to the output folder.")
+    max_bytes: ByteSize = Field(default=50 * 2**20, description="Downloads larger are cut off.")
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> DownloadSpec:
+        if (self.field is None) == (self.selector is None):
+            raise ValueError("give exactly one of 'field' or 'selector' to download")
+        return self
+
+
+class BudgetSpec(Spec):
+    actors: int = Field(default=2, ge=1, le=1024, description="BrowserActors to start.")
+    pages_per_actor: int = Field(default=4, ge=1, le=64, description="Pages (slots) per actor.")
+    max_in_flight: int = Field(default=64, ge=1, description="Containers in flight, all actors.")
+    min_in_flight: int = Field(default=2, ge=1, description="The adaptive limit never goes lower.")
+    batch_size: int = Field(default=4, ge=1, le=256, description="Containers per extract call.")
+    domain_rate: float = Field(
+        default=200.0, gt=0, description="Requests per second to one domain (token bucket)."
+    )
+    domain_concurrency: int = Field(
+        default=32, ge=1, description="Containers in flight against one domain."
+    )
+    memory_throttle: Limit = Field(
+        default=ResourceLimit(fraction=0.75),
+        description="Node memory (share or bytes) at which new dispatch stops.",
+    )
+    memory_shed: Limit = Field(
+        default=ResourceLimit(fraction=0.85),
+        description="Node memory at which concurrency is cut and the heaviest actor recycles. "
+        "Keep it well under Ray's OOM threshold (95%).",
+    )
+    cpu_throttle: Limit = Field(
+        default=ResourceLimit(fraction=0.98),
+        description="Node CPU (share) at which new dispatch stops.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetSpec:
+        if self.min_in_flight > self.max_in_flight:
+            raise ValueError("min_in_flight must not exceed max_in_flight")
+        both_fractions = (
+            self.memory_throttle.fraction is not None and self.memory_shed.fraction is not None
+        )
+        if both_fractions and self.memory_throttle.fraction > self.memory_shed.fraction:
+            raise ValueError("memory_throttle must not exceed memory_shed")
+        return self
+
+
+class TimeoutSpec(Spec):
+    navigation: Duration = Field(default=timedelta(seconds=20), description="One page load.")
+    wait: Duration = Field(
+        default=timedelta(seconds=10),
+        description="A condition wait before the learner has samples (then p95 × margin).",
+    )
+    wait_min: Duration = Field(default=timedelta(milliseconds=500), description="Learned floor.")
+    wait_max: Duration = Field(default=timedelta(seconds=30), description="Learned ceiling.")
+    margin: float = Field(default=3.0, ge=1.0, description="Learned deadline = p95 × margin.")
+    container: Duration = Field(
+        default=timedelta(seconds=60), description="Everything for one container, at most."
+    )
+    discovery_idle: Duration = Field(
+        default=timedelta(seconds=5),
+        description="Discovery stops when no new container appears for this long (before "
+        "the learner knows better).",
+    )
+    lease: Duration = Field(
+        default=timedelta(seconds=120),
+        description="A batch not answered within this is taken back and requeued.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeoutSpec:
+        if self.wait_min > self.wait_max:
+            raise ValueError("wait_min must not exceed wait_max")
+        return self
+
+
+class RetrySpec(Spec):
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per container.")
+    backoff: Duration = Field(default=timedelta(milliseconds=250), description="First delay.")
+    backoff_max: Duration = Field(default=timedelta(seconds=30), description="Largest delay.")
+    breaker_failures: int = Field(
+        default=20, ge=1, description="Consecutive failures that open a domain's breaker."
+    )
+    breaker_cooldown: Duration = Field(
+        default=timedelta(seconds=30), description="How long an open breaker stays open."
+    )
+
+
+class OutputSpec(Spec):
+    dir: Path = Field(default=Path("runs/latest"), description="Where results are written.")
+    results: str = Field(default="results.jsonl", description="One JSON line per container.")
+    summary: str = Field(default="summary.json", description="Counts, timings, memory, learner.")
+
+
+class BrowserSpec(Spec):
+    executable: Path | None = Field(
+        default=None, description="A Chromium/Chrome binary; default: found by itself."
+    )
+    headless: bool | None = Field(default=None, description="Default: LANDMARK_HEADLESS or true.")
+    allow_domains: list[str] = Field(
+        default_factory=list,
+        description="Domains pages may navigate to besides the sources' own.",
+    )
+    recycle_after: int = Field(
+        default=1000, ge=1, description="Containers before the context is recreated."
+    )
+    recycle_rss: ByteSize = Field(
+        default=1536 * 2**20, description="Browser tree RSS above which the context is recreated."
+    )
+    viewport: tuple[int, int] = Field(default=(1280, 900), description="Page size, pixels.")
+
+
+class JobSpec(Spec):
+    """A whole job: what to open, what to read, and how hard to push."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[\w.-]+$")]
+    sources: SourceSpec
+    containers: ContainerSpec = Field(default_factory=ContainerSpec)
+    fields: list[FieldSpec] = Field(min_length=1)
+    download: DownloadSpec | None = None
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    timeouts: TimeoutSpec = Field(default_factory=TimeoutSpec)
+    retries: RetrySpec = Field(default_factory=RetrySpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    browser: BrowserSpec = Field(default_factory=BrowserSpec)
+
+    @model_validator(mode="after")
+    def _fields_consistent(self) -> JobSpec:
+        names = [field.name for field in self.fields]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"field names must be unique; repeated: {', '.join(duplicates)}")
+        if self.download and self.download.field and self.download.field not in names:
+            raise ValueError(f"download.field {self.download.field!r} is not one of the fields")
+        return self
+
+    def source_urls(self, base: Path | None = None) -> list[str]:
+        """All start URLs: the inline ones, then those in ``sources.file``, deduplicated in order."""
+        urls = list(self.sources.urls)
+        if self.sources.file is not None:
+            path = self.sources.file
+            if base is not None and not path.is_absolute():
+                path = base / path
+            with path.open(encoding="utf-8") as lines:
+                urls.extend(
+                    line.strip() for line in lines if line.strip() and not line.startswith("#")
+                )
+        return list(dict.fromkeys(urls))
+

@@ -1,0 +1,102 @@
+"""The shapes that travel between the coordinator and the actors: containers in, records out.
+
+These cross Ray's object store thousands of times a second, so they are plain
+slotted dataclasses (cheap to pickle) rather than pydantic models; the job spec
+at the edge is where validation happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@lru_cache(maxsize=8192)
+def domain_of(url: str) -> str:
+    """The host a URL loads from, lower-cased, with its port: the unit that budgets, breakers,
+    learners and caches are keyed by (two sites on one host but different ports are different
+    sites; the Gallery site in tests is exactly that)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+class Status(StrEnum):
+    OK = "ok"  # every required field found
+    PARTIAL = "partial"  # opened and read, but a required field is missing
+    FAILED = "failed"  # could not be opened or read at all
+
+
+class Phase(StrEnum):
+    """Where in a container's life a problem happened."""
+
+    DISCOVER = "discover"
+    OPEN = "open"
+    WAIT = "wait"
+    EXTRACT = "extract"
+    DOWNLOAD = "download"
+    DISPATCH = "dispatch"  # the coordinator's side: a dead actor, an expired lease, a breaker
+
+
+@dataclass(slots=True, frozen=True)
+class Container:
+    """One gallery item: where it lives and how to open it. ``id`` is stable across runs."""
+
+    id: str
+    source: str
+    position: int
+    open: str  # an OpenMode value: "link" | "click" | "self"
+    url: str | None = None  # its own page, when it has one
+
+    @property
+    def target(self) -> str:
+        """The URL whose domain this container loads: its own page, else its gallery."""
+        return self.url or self.source
+
+
+@dataclass(slots=True)
+class Problem:
+    phase: str
+    reason: str
+    field: str | None = None
+
+
+@dataclass(slots=True)
+class Record:
+    """Exactly one per container: the merged, final word on it."""
+
+    id: str
+    source: str
+    position: int
+    status: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    errors: list[Problem] = field(default_factory=list)
+    attempts: int = 1
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per phase
+    strategies: dict[str, str] = field(default_factory=dict)  # field -> strategy that found it
+    actor: str | None = None
+    download: dict[str, Any] | None = None  # path, bytes, sha256, truncated
+    retryable: bool = False  # worth another attempt (timeouts, HTTP 5xx, crashes)
+
+    @classmethod
+    def failure(
+        cls, container: Container, phase: str, reason: str, *, retryable: bool = True,
+        actor: str | None = None,
+    ) -> Record:
+        return cls(
+            id=container.id,
+            source=container.source,
+            position=container.position,
+            status=Status.FAILED,
+            errors=[Problem(phase=phase, reason=reason)],
+            actor=actor,
+            retryable=retryable,
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("retryable")
+        return data
