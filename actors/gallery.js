@@ -9,10 +9,7 @@
 (() => {
   if (window.__landmarkGallery) return;
 
-  const isScrollable = (el) => {
-    const style = getComputedStyle(el);
-    return /(auto|scroll|overlay)/.test(style.overflowY) && el.scrollHeight > el.clientHeight + 1;
-  };
+  const scrollsY = (el) => /(auto|scroll|overlay)/.test(getComputedStyle(el).overflowY);
 
   const cssPath = (el) => {
     if (el === document.scrollingElement || el === document.documentElement) return null;
@@ -25,13 +22,18 @@
     return `body > ${parts.join(" > ")}`;
   };
 
+  // The nearest ancestor of a card that scrolls and overflows; else the nearest that is
+  // set to scroll (a list too short to overflow yet, still loading); else the window.
   const findScroller = (cardSelector, explicit) => {
     if (explicit) return document.querySelector(explicit);
     const card = document.querySelector(cardSelector);
+    let settable = null;
     for (let el = card && card.parentElement; el && el !== document.body; el = el.parentElement) {
-      if (isScrollable(el)) return el;
+      if (!scrollsY(el)) continue;
+      if (el.scrollHeight > el.clientHeight + 1) return el;
+      settable = settable || el;
     }
-    return document.scrollingElement;
+    return settable || document.scrollingElement;
   };
 
   const scrollBy = (scroller) => {
@@ -48,12 +50,13 @@
     target.dispatchEvent(new Event("scroll"));
   };
 
-  // Resolve when the subtree of `node` changes (nodes added), or after `ms` with false.
-  const nodesAdded = (node, ms) =>
+  // Resolve true when `changed()` holds after a mutation under `node`, false after `ms`.
+  // Pages mutate for many reasons (status text, images); only what `changed` checks counts.
+  const mutationUntil = (node, ms, changed) =>
     new Promise((resolve) => {
       let timer = null;
-      const observer = new MutationObserver((records) => {
-        if (records.some((r) => r.addedNodes.length > 0)) finish(true);
+      const observer = new MutationObserver(() => {
+        if (changed()) finish(true);
       });
       const finish = (value) => {
         observer.disconnect();
@@ -63,6 +66,19 @@
       observer.observe(node, { childList: true, subtree: true });
       timer = setTimeout(() => finish(false), ms);
     });
+
+  // The list grew (or, virtualised, shifted): its length or its last card changed.
+  const cardsChange = (root, ms, cardSelector) => {
+    const snapshot = () => {
+      const cards = document.querySelectorAll(cardSelector);
+      return [cards.length, cards[cards.length - 1]];
+    };
+    const [count, last] = snapshot();
+    return mutationUntil(root, ms, () => {
+      const [nowCount, nowLast] = snapshot();
+      return nowCount !== count || nowLast !== last;
+    });
+  };
 
   const linkOf = (el, args) => {
     const link = args.linkSelector
@@ -100,6 +116,19 @@
   };
 
   window.__landmarkGallery = {
+    // Wait until the first card exists (the list is often filled by a fetch after load).
+    async ready(args) {
+      const deadline = performance.now() + args.readyMs;
+      while (!document.querySelector(args.cardSelector)) {
+        const left = deadline - performance.now();
+        const appeared = () => !!document.querySelector(args.cardSelector);
+        if (left <= 0 || !(await mutationUntil(document.body, left, appeared))) {
+          return !!document.querySelector(args.cardSelector);
+        }
+      }
+      return true;
+    },
+
     // One discovery step: collect, scroll a screen, collect again; at the bottom,
     // wait up to idleMs for the list to grow. `exhausted` means it did not.
     async step(args) {
@@ -112,7 +141,7 @@
       let grewAfterMs = null;
       if (!moved) {
         const root = scroller === document.scrollingElement ? document.body : scroller;
-        const grew = await nodesAdded(root, args.idleMs);
+        const grew = await cardsChange(root, args.idleMs, args.cardSelector);
         if (grew) {
           grewAfterMs = performance.now() - started;
           cards.push(...collect(args));
@@ -136,7 +165,7 @@
           }
           if (!scrollBy(scroller)) {
             const root = scroller === document.scrollingElement ? document.body : scroller;
-            if (!(await nodesAdded(root, args.idleMs))) break;
+            if (!(await cardsChange(root, args.idleMs, args.cardSelector))) break;
           }
         }
         scrollToTop(scroller);
@@ -171,13 +200,17 @@
 
     // Open one card's panel by clicking it in-page; a previous panel is closed first.
     async open(args) {
-      const started = performance.now();
+      const t0 = performance.now();
       if (!(await this.close(args))) return { ok: false, reason: "previous panel did not close" };
+      const t1 = performance.now();
+      if (!(await this.ready(args))) return { ok: false, reason: "no card appeared in the gallery" };
       const card = await this.seek(args);
       if (!card) return { ok: false, reason: `card ${args.id || args.href} not found in the gallery` };
+      const t2 = performance.now();
       const target = args.clickSelector ? card.querySelector(args.clickSelector) || card : card;
       target.click();
-      return { ok: true, openMs: performance.now() - started };
+      const t3 = performance.now();
+      return { ok: true, closeMs: t1 - t0, seekMs: t2 - t1, clickMs: t3 - t2 };
     },
   };
 })();

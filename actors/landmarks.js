@@ -35,6 +35,8 @@
     const contents = cs.display === 'contents';
     let boxed = true;
     if (!contents) {
+      // Inside a closed <details> or content-visibility:hidden, boxes exist but never paint.
+      if (el.checkVisibility && !el.checkVisibility()) return REJECTED;
       const r = el.getBoundingClientRect();
       if (r.width === 0 || r.height === 0) {
         if (el.getClientRects().length === 0) return REJECTED; // not rendered at all
@@ -84,6 +86,9 @@
           this.labels.push({ label, fi, after: f.relation === 'after' });
         }
       });
+      // Prefix labels and regexes match texts of any length; exact labels only short ones.
+      this.openEnded = fields.some((f) => f.relation === 'after' || f.labelRegex);
+      this.longest = Math.max(0, ...this.labels.map((l) => l.label.length));
       this.candidates = null;
     }
 
@@ -103,21 +108,14 @@
       if (this.candidates) return this.candidates;
       const candidates = this.fields.map(() => []);
       const seen = new Set();
-      const walker = document.createTreeWalker(this.root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {
-        acceptNode: (n) =>
-          n.nodeType === 3
-            ? NodeFilter.FILTER_ACCEPT
-            : SKIP.has(n.localName)
-              ? NodeFilter.FILTER_REJECT
-              : NodeFilter.FILTER_SKIP,
-      });
+      const walker = document.createTreeWalker(this.root, NodeFilter.SHOW_TEXT);
       for (let node = walker.nextNode(); node; node = walker.nextNode()) {
         const el = node.parentElement;
-        if (!el || seen.has(el) || !/\S/.test(node.data)) continue;
+        if (!el || seen.has(el) || SKIP.has(el.localName) || !/\S/.test(node.data)) continue;
         seen.add(el);
-        const raw = el.textContent;
-        if (raw.length > TEXT_CAP) continue;
-        if (!this.matches(collapse(raw)).length && !this.matches(collapse(node.data)).length) continue;
+        const only = el.firstChild === node && node.nextSibling === null;
+        const raw = only ? node.data : el.textContent;
+        if (raw.length > TEXT_CAP || !(this.couldMatch(raw) || (!only && this.couldMatch(node.data)))) continue;
         if (this.status(el).reject) continue;
         for (const m of this.matches(this.textOf(el))) candidates[m.fi].push({ ...m, el });
       }
@@ -130,6 +128,12 @@
       }
       this.candidates = candidates;
       return candidates;
+    }
+
+    // A cheap first look: most texts on a page are far longer than any label.
+    couldMatch(raw) {
+      if (!this.openEnded && raw.length > this.longest * 2 + 16 && collapse(raw).length > this.longest + 2) return false;
+      return this.matches(collapse(raw)).length > 0;
     }
 
     // Which fields a text labels: [{fi, rank, rest, kind}]; rank 0 exact, 1 prefix, 2 weak prefix.
@@ -493,7 +497,7 @@
       if (r && r.value !== null) any = true;
       else if (f.required) required = false;
     }
-    return { any, complete: required && (any || fields.some((f) => f.required)) };
+    return { any, complete: fields.length === 0 || (required && (any || fields.some((f) => f.required))) };
   }
 
   function settle(spec, timeoutMs, quietMs, errorSelector) {
@@ -514,13 +518,14 @@
         try {
           document.querySelector(errorSelector);
         } catch (e) {
-          errorSelector = null;
+          done({ state: 'error', result: resolve(spec), errorText: `invalid error selector: ${errorSelector}`, waitedMs: 0 });
+          return;
         }
       }
 
       const cleanup = () => {
         if (observer) observer.disconnect();
-        if (pending !== null) clearTimeout(pending);
+        if (pending) clearTimeout(pending);
         if (ticker !== null) clearInterval(ticker);
         if (deadline !== null) clearTimeout(deadline);
       };
@@ -546,6 +551,7 @@
       };
       const check = () => {
         if (finished) return;
+        if (pending) clearTimeout(pending);
         pending = null;
         lastCheck = performance.now();
         try {
@@ -565,13 +571,17 @@
           failed(e);
         }
       };
-      // Mutations come in bursts: re-resolve at most once per 10 ms.
+      // Mutations come in bursts: re-resolve at most once per 10 ms (a microtask when
+      // the last look is older than that, else a short timer).
       const schedule = () => {
         if (finished || pending !== null) return;
         const wait = 10 - (performance.now() - lastCheck);
-        if (wait <= 0) queueMicrotask(check);
-        else pending = setTimeout(check, wait);
-        if (wait <= 0) pending = -1;
+        if (wait > 0) {
+          pending = setTimeout(check, wait);
+        } else {
+          pending = 0;
+          queueMicrotask(check);
+        }
       };
 
       check();

@@ -7,11 +7,12 @@ Two things are learned, per domain:
   clamped to the job's bounds, and the job's default until ``MIN_SAMPLES``
   exist. A window (not an all-time reservoir) lets deadlines follow a site that
   slows down or recovers.
-* **Strategies** per field (cached, landmark, css): successes and tries. The
+* **Strategies** per field (landmark, css): successes and tries. The
   chain is ordered by a smoothed success rate (Laplace prior, so an untried
   strategy is neither first nor buried), ties kept in the job's order. The
-  chain runs in one in-page call, so a miss costs microseconds, but a strategy
-  that succeeds first also tells the DOM cache what to keep.
+  chain runs in one in-page call, so a miss costs little, but on a site where
+  the job's first strategy usually fails the learned order skips it. (The DOM
+  cache's verified path always runs before the chain; see dom_cache.py.)
 
 ``snapshot()``/``load()`` let a replacement actor start warm from another's
 experience, which matters when the coordinator restarts a dead actor mid-run.
@@ -26,7 +27,7 @@ from typing import Any
 
 WINDOW = 256
 MIN_SAMPLES = 8
-DEFAULT_CHAIN = ("cached", "landmark", "css")
+DEFAULT_CHAIN = ("landmark", "css")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -255,12 +255,12 @@ class MetricsActor:
         registered = {name: list(entry.pids) for name, entry in self._local_registrations()}
         try:
             measurement = await asyncio.to_thread(_measure, registered)
+            self._sample_error = None
+            self._apply(measurement, time.monotonic())
         except Exception as error:  # a failed sample must not end the loop
             logger.exception("MetricsActor sample failed")
             self._sample_error = f"{type(error).__name__}: {error}"
-            return
-        self._sample_error = None
-        self._apply(measurement, time.monotonic())
+            self._latest["sample_error"] = self._sample_error
 
     def _local_registrations(self) -> list[tuple[str, _Registration]]:
         return [

@@ -266,6 +266,7 @@ class BrowserWorker:
             if slot.gallery != source:
                 await self._goto(slot, source)
                 slot.gallery = source
+            await self._wait_for_cards(slot, domain)
             seen: set[str] = set()
             limit = spec.limit
             while True:
@@ -288,6 +289,21 @@ class BrowserWorker:
             raise RuntimeError(f"discovery of {source} failed: {_first_line(error)}") from None
         finally:
             await self._release(slot)
+
+    async def _wait_for_cards(self, slot: Slot, domain: str) -> None:
+        """The first card, before the scroll container is chosen: it is found from a card."""
+        timeout = self._deadline(domain, "first_card")
+        started = time.monotonic()
+        found = await slot.page.evaluate(
+            "(a) => window.__landmarkGallery.ready(a)",
+            {"cardSelector": self.job.containers.selector, "readyMs": timeout.total_seconds() * 1000},
+        )
+        if not found:
+            raise RuntimeError(
+                f"no container matching {self.job.containers.selector!r} appeared on "
+                f"{slot.page.url} within {timeout.total_seconds():g}s"
+            )
+        self.learner.observe(domain, "first_card", time.monotonic() - started)
 
     def _gallery_args(self, idle: timedelta) -> dict[str, Any]:
         spec = self.job.containers
@@ -394,7 +410,9 @@ class BrowserWorker:
             error_selector=ERROR_SELECTOR,
         )
         progress.mark("wait")
-        return await self._record_from(container, settled, slot.page.url, domain, cache_key, progress)
+        return await self._record_from(
+            container, settled, slot.page.url, domain, cache_key, plan, progress
+        )
 
     async def _open_by_click(self, slot: Slot, container: Container, progress: _Progress):
         progress.phase = Phase.OPEN
@@ -410,10 +428,14 @@ class BrowserWorker:
             "panelSelector": spec.panel_selector,
             "closeSelector": spec.close_selector,
             "timeoutMs": self._deadline(domain, "close").total_seconds() * 1000,
+            "readyMs": self._deadline(domain, "first_card").total_seconds() * 1000,
             "maxSteps": SEEK_MAX_STEPS,
         }
         opened = await slot.page.evaluate("(a) => window.__landmarkGallery.open(a)", args)
         progress.mark("open")
+        for part in ("closeMs", "seekMs", "clickMs"):
+            if part in opened:
+                progress.timings[part[:-2]] = round(opened[part], 2)
         if not opened["ok"]:
             return self._failure(container, Phase.OPEN, opened["reason"])
         return None
@@ -446,11 +468,12 @@ class BrowserWorker:
         return response
 
     def _plan(self, domain: str, cache_key: str) -> list[dict]:
-        orders = {f.name: self.learner.order(domain, f.name) for f in self.job.fields}
+        """The DomCache's verified path first (spatial locality), then the learner's chain."""
+        orders = {f.name: ["cached", *self.learner.order(domain, f.name)] for f in self.job.fields}
         return field_plan(self.job.fields, orders, self.cache.field_paths(cache_key))
 
     async def _record_from(
-        self, container, settled, page_url, domain, cache_key, progress
+        self, container, settled, page_url, domain, cache_key, plan, progress
     ) -> Record:
         if settled.state == "error":
             return self._failure(container, Phase.WAIT, f"page reported: {settled.error_text}")
@@ -464,6 +487,7 @@ class BrowserWorker:
             id=container.id, source=container.source, position=container.position, status=Status.OK
         )
         offered = set(self.cache.field_paths(cache_key))
+        orders = {entry["name"]: entry["order"] for entry in plan}
         strategies: dict[str, str | None] = {}
         paths: dict[str, list[int] | None] = {}
         for spec in self.job.fields:
@@ -471,7 +495,7 @@ class BrowserWorker:
             strategy = raw.get("strategy")
             strategies[spec.name] = strategy
             paths[spec.name] = raw.get("path")
-            order = self.learner.order(domain, spec.name)
+            order = orders[spec.name]
             tried = order[: order.index(strategy) + 1] if strategy in order else order
             self.learner.record_strategy(domain, spec.name, tried, strategy)
             value, error = None, raw.get("error") or "not found"

@@ -1,14 +1,225 @@
-"""Placeholder while the harness is written (replaced shortly)."""
+"""``landmark bench``: run research scenarios against the Gallery site, write JSON and RESULTS.md.
+
+The CLI (coordinator/cli.py) calls ``add_bench_arguments`` to define the
+subcommand and ``run_bench_command`` to run it; ``python -m benchmarks`` does
+the same. Every scenario writes ``benchmarks/results/<scenario>-<time>.json``
+(machine, versions, command, parameters, every run); ``landmark bench
+report`` rebuilds ``benchmarks/RESULTS.md`` from the newest file of each
+scenario, so tables are never edited by hand.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.report import write_report
+from benchmarks.scenarios import SCENARIOS, Bench
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+CHOICES = [*SCENARIOS, "all", "report"]
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("scenario")
+    parser.add_argument(
+        "scenario",
+        choices=CHOICES,
+        help="a scenario, 'all' of them in turn, or 'report' (rebuild RESULTS.md)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and fewer repeats ('all --quick' takes minutes)",
+    )
+    parser.add_argument("--repeats", type=_positive, help="runs per figure (default 3; quick 1-2)")
+    parser.add_argument("--items", type=_positive, help="gallery items (overrides the scenario)")
+    parser.add_argument(
+        "--latencies",
+        type=_floats,
+        metavar="MS,MS",
+        help="site latencies to test, e.g. 0,100 (overrides the scenario)",
+    )
+    parser.add_argument("--modes", type=_modes, metavar="click,link", help="open modes to test")
+    parser.add_argument(
+        "--contenders",
+        type=_names,
+        metavar="NAME,...",
+        help="keep contenders whose name starts with one of these, e.g. "
+        "landmark-1x4,bare,baseline-0.1,crawlee",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where JSON results go (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=RESULTS_MD,
+        dest="report_path",
+        help="the Markdown report to rebuild (default: benchmarks/RESULTS.md)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="write JSON only")
     return parser
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    return 1
+    """Run the chosen scenario(s); 1 if any run lost or duplicated a container or failed."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if args.scenario == "report":
+        return _report(args)
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    bench = Bench(
+        quick=args.quick,
+        repeats=args.repeats,
+        items=args.items,
+        latencies=args.latencies,
+        modes=args.modes,
+        only=args.contenders,
+    )
+    context = {"command": _command_line(), "machine": machine(), "versions": versions()}
+    began = time.monotonic()
+    try:
+        for name in names:
+            path = run_scenario(bench, name, context, args.results_dir)
+            bench.say(f"{name}: wrote {path}")
+    except KeyboardInterrupt:
+        bench.say("interrupted; results so far are in " + str(args.results_dir))
+        return EXIT_FAILED
+    finally:
+        bench.close()
+    bench.say(f"done in {time.monotonic() - began:.0f}s; scratch files in {bench.scratch}")
+    if not args.no_report:
+        _report(args)
+    for failure in bench.failures:
+        print(f"landmark bench: FAILED {failure}", file=sys.stderr)
+    return EXIT_FAILED if bench.failures else EXIT_OK
+
+
+def run_scenario(bench: Bench, name: str, context: dict[str, Any], results_dir: Path) -> Path:
+    """Run one scenario and write its JSON file; the path written."""
+    bench.say(f"scenario {name}{' (quick)' if bench.quick else ''}")
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    failures_before = len(bench.failures)
+    try:
+        section = SCENARIOS[name](bench)
+    finally:
+        bench.close()  # a fresh worker per scenario: memory figures start clean
+    document = {
+        "scenario": name,
+        "quick": bench.quick,
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - began, 1),
+        **context,
+        **section,
+        "failures": bench.failures[failures_before:],
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}-{started.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "memory_bytes": psutil.virtual_memory().total,
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in ("landmark", "playwright", "ray", "crawlee"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    try:
+        from actors.browser import find_browser
+        from config.settings import Settings
+
+        browser = find_browser(Settings.from_env().browser)
+        found["chromium"] = f"{browser.version()} ({browser.path})"
+    except Exception as error:
+        found["chromium"] = f"not found: {str(error).splitlines()[0]}"
+    return found
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = write_report(args.results_dir, args.report_path)
+    if path is None:
+        print(
+            f"landmark bench: no results in {args.results_dir}; run a scenario first",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    print(f"landmark bench: wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _command_line() -> str:
+    program = Path(sys.argv[0]).name
+    if program in {"__main__.py", "-m"}:
+        program = "python -m benchmarks"
+    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers such as 0,100, got {text!r}") from None
+    if not values or any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
+def _modes(text: str) -> list[str]:
+    modes = [part.strip() for part in text.split(",") if part.strip()]
+    wrong = [mode for mode in modes if mode not in {"click", "link"}]
+    if not modes or wrong:
+        raise argparse.ArgumentTypeError(f"modes are click and link, got {text!r}")
+    return modes
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one contender name")
+    return names

@@ -140,7 +140,14 @@ class Coordinator:
             self.sink.close()
             raise RuntimeError("no BrowserActor could start; see the actor errors above")
         watcher = asyncio.create_task(self._watch_verdict())
-        discoveries = [asyncio.create_task(self._discover(s, i)) for i, s in enumerate(self.sources)]
+        if self.job.containers.open is OpenMode.SELF:
+            from actors.worker import BrowserWorker
+
+            self._add([BrowserWorker.self_container(s, i) for i, s in enumerate(self.sources)])
+            discoveries = []
+        else:
+            self._discovering = len(self.sources)
+            discoveries = [asyncio.create_task(self._discover(s)) for s in self.sources]
         try:
             await self._dispatch_loop()
         finally:
@@ -256,12 +263,8 @@ class Coordinator:
         self._release(lease, "the actor answered without this container")
 
     def _lost_lease(self, entry: ActorEntry, lease, reason: str) -> None:
-        if entry.alive:
-            entry.alive = False
-            self.stats.actor_deaths += 1
-            self.budget.unregister_actor(entry.name)
+        self._lost_actor(entry, reason)
         self._release(lease, reason)
-        self._replace_dead()
 
     def _release(self, lease, reason: str, *, retry: bool = True) -> None:
         """Give back whatever of ``lease`` is still open; write the records that end there."""
@@ -334,17 +337,14 @@ class Coordinator:
         return started or any(not task.done() for task in self._batches)
 
     # -- discovery -----------------------------------------------------------
-    async def _discover(self, source: str, index: int) -> None:
-        """Feed the ledger while an actor scrolls ``source``; retry on another actor if it dies."""
-        self._discovering += 1
-        try:
-            if self.job.containers.open is OpenMode.SELF:
-                from actors.worker import BrowserWorker
+    async def _discover(self, source: str) -> None:
+        """Feed the ledger while an actor scrolls ``source``; retry on another actor if it dies.
 
-                self._add([BrowserWorker.self_container(source, index)])
-                return
+        ``_discovering`` was counted up when the task was made, so the dispatch loop never
+        mistakes a discovery that has not started yet for a finished run."""
+        try:
             for _attempt in range(self.job.retries.max_attempts):
-                entry = self._discovery_actor(source)
+                entry = self._discovery_actor()
                 if entry is None:
                     break
                 try:
@@ -353,7 +353,7 @@ class Coordinator:
                     entry.galleries.add(source)
                     return
                 except (RayActorError, OutOfMemoryError) as error:
-                    self._lost_lease_free(entry, f"discovery: {_short(error)}")
+                    self._lost_actor(entry, f"discovery: {_short(error)}")
                 except RayError as error:
                     self._source_failed(source, _short(error))
                     return
@@ -362,13 +362,14 @@ class Coordinator:
             self._discovering -= 1
             self._wake.set()
 
-    def _discovery_actor(self, source: str) -> ActorEntry | None:
+    def _discovery_actor(self) -> ActorEntry | None:
         live = [entry for entry in self.actors.values() if entry.alive]
         if not live:
             return None
         return min(live, key=lambda entry: (len(entry.galleries), entry.name))
 
-    def _lost_lease_free(self, entry: ActorEntry, reason: str) -> None:
+    def _lost_actor(self, entry: ActorEntry, reason: str) -> None:
+        """Mark an actor dead once (its other batches report the same death) and replace it."""
         if entry.alive:
             entry.alive = False
             self.stats.actor_deaths += 1
@@ -386,13 +387,10 @@ class Coordinator:
         self.stats.discovery_failures += 1
         container = Container(id=f"source:{source}", source=source, position=-1, open="self")
         if self.ledger.add(container):
-            lease = self.ledger.lease("coordinator", 1, time.monotonic(), float("inf"),
-                                      accept=lambda c: c.id == container.id)
-            if lease is not None:
-                record = Record.failure(container, Phase.DISCOVER, reason, retryable=False)
-                completion = self.ledger.complete(lease.id, record, time.monotonic())
-                if completion.record is not None:
-                    self._write(completion.record)
+            for record in self.ledger.fail_pending(
+                reason, predicate=lambda c: c.id == container.id, phase=Phase.DISCOVER
+            ):
+                self._write(record)
 
     # -- load ----------------------------------------------------------------
     async def _watch_verdict(self) -> None:

@@ -40,13 +40,11 @@ EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml
 
 @lru_cache(maxsize=1)
 def field_specs() -> tuple[tuple[str, tuple[str, ...], str], ...]:
-    """(name, normalised labels, type) of every field the example job extracts."""
+    """(name, labels as written in the job, type) of every field the example job extracts."""
     from config.loading import load_job
 
     job = load_job(EXAMPLE_JOB)
-    return tuple(
-        (f.name, tuple(_norm(label) for label in f.labels), str(f.type.value)) for f in job.fields
-    )
+    return tuple((f.name, tuple(f.labels), str(f.type.value)) for f in job.fields)
 
 
 def field_names() -> list[str]:
@@ -60,7 +58,7 @@ def fields_from_rows(rows: dict[str, Any]) -> dict[str, Any]:
         if kind == "url":
             fields[name] = rows.get(IMAGE_KEY)
             continue
-        raw = next((rows[label] for label in labels if label in rows), None)
+        raw = next((rows[key] for key in map(_norm, labels) if key in rows), None)
         fields[name] = convert(raw, kind)
     return fields
 

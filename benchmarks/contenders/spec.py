@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MARKER = "@@outcome "  # worker -> harness: the outcome file is written
+READY = "@@ready"  # worker -> harness: start-up done
+
 Kind = Literal["landmark", "bare", "baseline", "crawlee"]
 Mode = Literal["click", "link"]
 
@@ -30,7 +33,9 @@ class RunSpec(BaseModel):
         default=None, description="Baseline only: exactly these positions instead of the first N."
     )
     actors: int = Field(default=1, ge=1, description="landmark: BrowserActors.")
-    pages: int = Field(default=4, ge=1, description="Pages per actor (landmark) or in all (others).")
+    pages: int = Field(
+        default=4, ge=1, description="Pages per actor (landmark) or in all (others)."
+    )
     delay_scale: float = Field(default=1.0, gt=0, description="Baseline: x the seeds' fixed waits.")
     memory_throttle: int | None = Field(default=None, description="landmark: bytes, node memory.")
     memory_shed: int | None = Field(default=None, description="landmark: bytes, node memory.")

@@ -190,6 +190,20 @@ def test_hidden_decoys_are_ignored(run, page):
     assert values(got) == {"model": "the real model", "seed": "5150"}
 
 
+def test_display_contents_rows_split_labels_and_empty_images(run, page):
+    counted = open_fixture(run, page, "relations.html")
+    got = resolve(
+        run,
+        counted,
+        "#variants",
+        field("sampler", "Sampler"),
+        field("created", "Creation Time"),
+        field("steps", "Steps"),
+    )
+    assert values(got) == {"sampler": "DPM++ 2M", "created": "split label", "steps": None}
+    assert got["steps"]["error"] == "value empty"
+
+
 def test_missing_field_is_missing_not_a_neighbour(run, page):
     counted = open_fixture(run, page, "relations.html")
     got = resolve(
@@ -315,9 +329,7 @@ def test_stale_cached_path_falls_through(run, page):
     assert only_cache["model"]["value"] is None
     assert only_cache["model"]["error"] == "cache stale"
     # The row is gone: a path that now lands on a neighbour's label must not read its value.
-    gone = resolve(
-        run, counted, "#missing", field("seed", "Seed"), cached_paths={"seed": [1, 0]}
-    )
+    gone = resolve(run, counted, "#missing", field("seed", "Seed"), cached_paths={"seed": [1, 0]})
     assert gone["seed"]["value"] is None
     assert gone["seed"]["error"] == "label not found"
 
@@ -356,9 +368,7 @@ def test_settle_reports_a_page_error(run, page):
 def test_settle_gives_up_on_a_missing_required_field_once_quiet(run, page):
     counted = open_fixture(run, page, "settle.html")
     run(page.evaluate("partialLater(100)"))
-    settled = settle(
-        run, counted, "#panel", CREATED, PROMPT, timeout=timedelta(seconds=60)
-    )
+    settled = settle(run, counted, "#panel", CREATED, PROMPT, timeout=timedelta(seconds=60))
     assert settled.state == "ready"  # not "timeout": the quiet DOM ended the wait
     assert settled.fields["prompt"]["value"] == "a koi pond"
     assert settled.fields["created"]["error"] == "label not found"

@@ -1,0 +1,75 @@
+"""The load-test harness end to end on a tiny gallery: it runs, scores and reports.
+
+This checks that ``landmark bench`` works (contenders start, runs are scored,
+JSON and RESULTS.md are written), not how fast anything is. The landmark
+contender runs in the harness's own worker process, which starts its own
+local Ray: that process tree is what the harness measures.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.__main__ import main
+
+pytestmark = [pytest.mark.browser, pytest.mark.ray]
+
+CONTENDERS = ["bare-4", "baseline-0.1", "landmark-1x4"]
+
+
+def test_throughput_quick_writes_scored_json_and_report(tmp_path):
+    report = tmp_path / "RESULTS.md"
+    argv = [
+        "throughput",
+        "--quick",
+        "--items",
+        "30",
+        "--repeats",
+        "1",
+        "--modes",
+        "click",
+        "--latencies",
+        "0",
+        "--contenders",
+        ",".join(CONTENDERS),
+        "--results-dir",
+        str(tmp_path),
+        "--report",
+        str(report),
+    ]
+
+    status = main(argv)
+
+    [written] = tmp_path.glob("throughput-*.json")
+    document = json.loads(written.read_text())
+    runs = {run["contender"]: run for run in document["runs"]}
+    assert sorted(runs) == sorted(CONTENDERS)
+    for name, run in runs.items():
+        assert run["error"] is None, f"{name}: {run['error']}"
+        assert run["score"]["lost"] == 0 and run["score"]["duplicates"] == 0, name
+        assert run["records"] == run["items"] > 0, name
+        assert run["per_min"] > 0 and run["p95_ms"] >= run["p50_ms"] > 0, name
+        assert run["memory"]["rss_max"] > 0, name
+    assert runs["bare-4"]["score"]["accuracy"] == 1.0
+    assert runs["baseline-0.1"]["items"] == 6  # the baseline's quick cap, not the gallery size
+    assert status == 0
+    assert document["machine"]["cores_logical"] >= 1 and document["versions"]["playwright"]
+
+    text = report.read_text()
+    assert "## throughput" in text and "click mode, site latency 0 ms" in text
+    for name in CONTENDERS:
+        assert f"| {name} |" in text
+
+    report.unlink()
+    assert main(["report", "--results-dir", str(tmp_path), "--report", str(report)]) == 0
+    assert "## throughput" in report.read_text()
+
+
+def test_report_without_results_is_a_clear_error(tmp_path, capsys):
+    status = main(["report", "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")])
+
+    assert status == 2
+    assert "no results" in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()

@@ -1,0 +1,244 @@
+"""finish_value, normalise_label and field_plan: the pure-Python half of extraction."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.extraction import field_plan, finish_value, normalise_label
+from config.job import FieldSpec
+
+PAGE = "https://gallery.example/items/42?tab=info"
+
+
+def spec(type_: str = "string", pattern: str | None = None) -> FieldSpec:
+    return FieldSpec(name="value", labels=["Value"], type=type_, pattern=pattern)
+
+
+# -- strings and patterns ----------------------------------------------------------------
+
+
+def test_string_is_whitespace_collapsed():
+    assert finish_value(spec(), "  a quiet\n\tharbor\u00a0 at dawn ", PAGE) == (
+        "a quiet harbor at dawn",
+        None,
+    )
+
+
+def test_pattern_takes_its_group():
+    assert finish_value(spec("integer", r"seed (\d+)"), "model x, seed 1234", PAGE) == (1234, None)
+    assert finish_value(spec(pattern=r"by (\w+)"), "a photo by alice", PAGE) == ("alice", None)
+
+
+def test_pattern_that_does_not_match_is_an_error():
+    assert finish_value(spec(pattern=r"seed (\d+)"), "no seed here", PAGE) == (
+        None,
+        "pattern did not match",
+    )
+    optional = spec(pattern=r"seed(?: (\d+))?")
+    assert finish_value(optional, "seed", PAGE) == (None, "pattern did not match")
+
+
+def test_empty_value_is_an_error():
+    assert finish_value(spec(), "   ", PAGE) == (None, "value empty")
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("42", 42),
+        ("+7", 7),
+        ("-3", -3),
+        ("\u22125", -5),
+        ("1,234,567", 1234567),
+        ("1 234", 1234),
+        ("1\u202f234", 1234),
+        ("12'345", 12345),
+        (" 0012 ", 12),
+    ],
+)
+def test_integers(raw, expected):
+    assert finish_value(spec("integer"), raw, PAGE) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", ["12.5", "1,23", "12,34,567", "seven", "4 2", "--1", "1e3"])
+def test_not_integers(raw):
+    value, error = finish_value(spec("integer"), raw, PAGE)
+    assert value is None
+    assert error is not None and error.startswith("not an integer") and raw.strip() in error
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("7.5", 7.5),
+        ("-0.25", -0.25),
+        (".5", 0.5),
+        ("1,234.5", 1234.5),
+        ("1e3", 1000.0),
+        ("42", 42.0),
+    ],
+)
+def test_numbers(raw, expected):
+    assert finish_value(spec("number"), raw, PAGE) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "7,5", "1.2.3", "abc", "1e999"])
+def test_not_numbers(raw):
+    value, error = finish_value(spec("number"), raw, PAGE)
+    assert value is None
+    assert error is not None and "number" in error
+
+
+# -- urls ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/media/42.png", "https://gallery.example/media/42.png"),
+        ("full.png", "https://gallery.example/items/full.png"),
+        ("//cdn.example/x.png", "https://cdn.example/x.png"),
+        ("http://other.example/a?b=1", "http://other.example/a?b=1"),
+    ],
+)
+def test_urls_are_made_absolute(raw, expected):
+    assert finish_value(spec("url"), raw, PAGE) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", ["javascript:alert(1)", "data:image/png;base64,AAAA", "mailto:a@b"])
+def test_non_http_urls_are_rejected(raw):
+    value, error = finish_value(spec("url"), raw, PAGE)
+    assert value is None
+    assert error is not None and error.startswith("not an http(s) URL")
+
+
+# -- datetimes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-03-05T14:03:22", "2025-03-05T14:03:22"),
+        ("2025-03-05T14:03:22Z", "2025-03-05T14:03:22+00:00"),
+        ("2025-03-05T14:03:22.250+02:00", "2025-03-05T14:03:22.250000+02:00"),
+        ("2025-03-05 14:03:22", "2025-03-05T14:03:22"),
+        ("2025-03-05 14:03", "2025-03-05T14:03:00"),
+        ("2025-03-05 14:03:22 UTC", "2025-03-05T14:03:22+00:00"),
+        ("2025-03-05 14:03:22 -0500", "2025-03-05T14:03:22-05:00"),
+        ("2025/03/05 14:03", "2025-03-05T14:03:00"),
+        ("2025-03-05", "2025-03-05"),
+        ("Mar 5, 2025, 2:03:22 PM", "2025-03-05T14:03:22"),
+        ("Mar 5, 2025, 2:03 PM", "2025-03-05T14:03:00"),
+        ("March 5, 2025 at 12:15 am", "2025-03-05T00:15:00"),
+        ("Mar 5, 2025, 12:00:00 PM UTC", "2025-03-05T12:00:00+00:00"),
+        ("5 March 2025 14:03", "2025-03-05T14:03:00"),
+        ("5 March 2025 14:03:22 Z", "2025-03-05T14:03:22+00:00"),
+        ("5th Mar 2025", "2025-03-05"),
+        ("March 5, 2025", "2025-03-05"),
+        ("Wednesday, March 5, 2025", "2025-03-05"),
+        ("Sept 30, 2024 09:15:00 GMT+5:30", "2024-09-30T09:15:00+05:30"),
+    ],
+)
+def test_datetimes(raw, expected):
+    assert finish_value(spec("datetime"), raw, PAGE) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "yesterday",
+        "March 32, 2025",
+        "2025-02-30",
+        "2025-13-01 10:00",
+        "Smarch 5, 2025",
+        "Mar 5, 2025, 13:00 PM",
+        "12:00",
+        "March 5, 2025 UTC",
+    ],
+)
+def test_unparseable_datetimes_name_the_text(raw):
+    value, error = finish_value(spec("datetime"), raw, PAGE)
+    assert value is None
+    assert error == f"not a date/time: {raw!r}"
+
+
+def test_datetime_through_a_pattern():
+    field = spec("datetime", pattern=r"Created (.+) by")
+    assert finish_value(field, "Created 2025-03-05 14:03:22 by alice", PAGE) == (
+        "2025-03-05T14:03:22",
+        None,
+    )
+
+
+# -- labels and plans ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Creation Time", "creation time"),
+        ("  CREATION\n\t time:  ", "creation time"),
+        ("Seed :", "seed"),
+        ("Seed\uff1a", "seed"),
+        ("Prompt\u00a0\u200b:", "prompt"),
+        ("ISBN-13", "isbn-13"),
+        ("", ""),
+    ],
+)
+def test_normalise_label(raw, expected):
+    assert normalise_label(raw) == expected
+
+
+def test_field_plan_defaults():
+    fields = [
+        FieldSpec(name="created", labels=["Creation Time:", "Created"], type="datetime"),
+        FieldSpec(
+            name="image", labels=["Download"], relation="attr", attr="href", css="a[download]"
+        ),
+        FieldSpec(name="seed", label_regex=r"^seed\b", required=False),
+        FieldSpec(name="title", css="h2"),
+    ]
+    plan = field_plan(fields, None, None)
+    assert plan[0] == {
+        "name": "created",
+        "labels": ["creation time", "created"],
+        "labelRegex": None,
+        "relation": "next",
+        "attr": None,
+        "css": None,
+        "order": ["landmark"],
+        "cachedPath": None,
+        "required": True,
+    }
+    assert plan[1]["order"] == ["landmark", "css"]
+    assert (plan[1]["relation"], plan[1]["attr"]) == ("attr", "href")
+    assert (plan[2]["labelRegex"], plan[2]["order"], plan[2]["required"]) == (
+        r"^seed\b",
+        ["landmark"],
+        False,
+    )
+    assert plan[3]["order"] == ["css"]
+
+
+def test_field_plan_orders_and_cached_paths():
+    fields = [
+        FieldSpec(name="created", labels=["Created"], css=".c"),
+        FieldSpec(name="prompt", labels=["Prompt"], css=".p"),
+    ]
+    plan = field_plan(
+        fields,
+        {"created": ["css", "landmark", "cached"], "prompt": ["cached", "css", "landmark"]},
+        {"created": [0, 2, 1]},
+    )
+    assert plan[0]["order"] == ["css", "landmark", "cached"]
+    assert plan[0]["cachedPath"] == [0, 2, 1]
+    assert plan[1]["order"] == ["css", "landmark"]  # no path: nothing to try from the cache
+    assert plan[1]["cachedPath"] is None
+
+
+def test_field_plan_rejects_unknown_strategies():
+    with pytest.raises(ValueError, match="unknown strategies"):
+        field_plan([FieldSpec(name="a", labels=["A"])], {"a": ["landmark", "xpath"]})
