@@ -84,7 +84,9 @@ def playwright_chromium() -> Path | None:
     return path if path.is_file() else None
 
 
-def find_browser(explicit: str | Path | None = None, *, use_playwright: bool = True) -> FoundBrowser:
+def find_browser(
+    explicit: str | Path | None = None, *, use_playwright: bool = True
+) -> FoundBrowser:
     """The browser to launch, by the order in the module docstring; raises BrowserNotFoundError."""
     if explicit:
         path = Path(explicit).expanduser()

@@ -49,8 +49,13 @@ class DomCache:
         entry = self._entry(key)
         return dict(entry.field_paths) if entry else {}
 
-    def record_fields(self, key: str, strategies: dict[str, str | None],
-                      paths: dict[str, list[int] | None], offered: set[str]) -> None:
+    def record_fields(
+        self,
+        key: str,
+        strategies: dict[str, str | None],
+        paths: dict[str, list[int] | None],
+        offered: set[str],
+    ) -> None:
         """Count hits (a cached path resolved the field) and keep the paths that worked."""
         entry = self._entry(key) or self._layouts.setdefault(key, LayoutEntry(self._clock()))
         for name, strategy in strategies.items():

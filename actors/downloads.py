@@ -6,6 +6,7 @@ crash never leaves a half file that looks whole.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -26,9 +27,11 @@ def safe_file_name(container_id: str, url: str) -> str:
     return name[:200]
 
 
-async def download_to_file(url: str, folder: Path, container_id: str, max_bytes: int) -> dict[str, Any]:
+async def download_to_file(
+    url: str, folder: Path, container_id: str, max_bytes: int
+) -> dict[str, Any]:
     """Stream ``url`` into ``folder``; returns path, bytes, sha256 and whether it was cut off."""
-    folder.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     target = folder / safe_file_name(container_id, url)
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
@@ -53,4 +56,9 @@ async def download_to_file(url: str, folder: Path, container_id: str, max_bytes:
         partial.unlink(missing_ok=True)
         raise OSError(f"download of {url} failed: {error}") from None
     os.replace(partial, target)
-    return {"path": str(target), "bytes": written, "sha256": digest.hexdigest(), "truncated": truncated}
+    return {
+        "path": str(target),
+        "bytes": written,
+        "sha256": digest.hexdigest(),
+        "truncated": truncated,
+    }

@@ -85,7 +85,9 @@ class PerformanceLearner:
         return max(low, min(high, learned))
 
     # -- strategies ----------------------------------------------------------
-    def record_strategy(self, domain: str, field: str, tried: list[str], winner: str | None) -> None:
+    def record_strategy(
+        self, domain: str, field: str, tried: list[str], winner: str | None
+    ) -> None:
         """``tried`` lists the strategies run, in order, up to and including ``winner``."""
         for strategy in tried:
             stats = self._strategies.setdefault((domain, field, strategy), StrategyStats())

@@ -15,7 +15,9 @@ What it measures, each sample:
   on this node (raylet, GCS, dashboard and agents, every ``ray::`` worker and
   their descendants). The driver is not included unless it registers itself.
   ``peak_tree_rss`` is the largest ``tree_rss`` seen. Summed RSS errs high on
-  shared pages; see ``process_tree``.
+  shared pages (Chromium's, Ray's object store), so every ``PSS_EVERY``-th
+  sample also sums PSS over the same processes: ``peak_tree_pss`` is what the
+  tree really cost, and what run summaries report.
 
 The decision itself is ``load_monitor.LoadMonitor`` (pure, documented there).
 Each sample also sets Ray gauges named ``landmark_*`` (re-set every sample,
@@ -41,6 +43,7 @@ import psutil
 from actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
 from actors.process_tree import (
     MemoryReading,
+    pss_of,
     ray_process_pids,
     read_node_memory,
     rss_of,
@@ -57,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 # verdict() waits this long for the very first sample; after that it never waits.
 FIRST_SAMPLE_DEADLINE = timedelta(seconds=10)
+PSS_EVERY = 10  # PSS walks page tables: every 10th sample (~5 s) is enough for a peak
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ class _Measurement:
     cpu_percent: float
     actors_rss: dict[str, int]
     tree_rss: int
+    tree_pss: int | None  # measured every PSS_EVERY samples only
     took: float
 
 
@@ -143,6 +148,8 @@ class MetricsActor:
         self._gauges = _Gauges.create()
         self._counted = (0, 0)  # shed, throttle events already added to the counters
         self._peak_tree_rss = 0
+        self._peak_tree_pss = 0
+        self._tree_pss: int | None = None
         self._samples = 0
         self._sample_error: str | None = None
         self._latest: dict[str, Any] = {}
@@ -254,7 +261,8 @@ class MetricsActor:
     async def _sample_once(self) -> None:
         registered = {name: list(entry.pids) for name, entry in self._local_registrations()}
         try:
-            measurement = await asyncio.to_thread(_measure, registered)
+            with_pss = self._samples % PSS_EVERY == 0
+            measurement = await asyncio.to_thread(_measure, registered, with_pss)
             self._sample_error = None
             self._apply(measurement, time.monotonic())
         except Exception as error:  # a failed sample must not end the loop
@@ -275,6 +283,9 @@ class MetricsActor:
         verdict = self._monitor.observe(reading, now)
         self._samples += 1
         self._peak_tree_rss = max(self._peak_tree_rss, measurement.tree_rss)
+        if measurement.tree_pss is not None:
+            self._tree_pss = measurement.tree_pss
+            self._peak_tree_pss = max(self._peak_tree_pss, measurement.tree_pss)
         actors_rss = measurement.actors_rss
         heaviest = max(actors_rss, key=actors_rss.__getitem__, default=None)
         if heaviest is not None and actors_rss[heaviest] == 0:
@@ -294,6 +305,8 @@ class MetricsActor:
             "throttle_events": self._monitor.throttle_events,
             "tree_rss": measurement.tree_rss,
             "peak_tree_rss": self._peak_tree_rss,
+            "tree_pss": self._tree_pss,
+            "peak_tree_pss": self._peak_tree_pss,
             "time_in_state": {str(k): v for k, v in self._monitor.time_in_state.items()},
             "samples": self._samples,
             "sample_took_s": measurement.took,
@@ -319,7 +332,7 @@ class MetricsActor:
         self._counted = (shed, throttle)
 
 
-def _measure(registered: dict[str, list[int]]) -> _Measurement:
+def _measure(registered: dict[str, list[int]], with_pss: bool) -> _Measurement:
     """One sample; runs in a worker thread because walking process trees takes milliseconds."""
     started = time.perf_counter()
     memory = read_node_memory()
@@ -332,6 +345,7 @@ def _measure(registered: dict[str, list[int]]) -> _Measurement:
         cpu_percent=cpu,
         actors_rss=actors_rss,
         tree_rss=rss_of(everything),
+        tree_pss=pss_of(everything) if with_pss else None,
         took=time.perf_counter() - started,
     )
 

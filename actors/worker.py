@@ -13,6 +13,7 @@ the PerformanceLearner; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
@@ -22,7 +23,6 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -96,6 +96,7 @@ class BrowserWorker:
         self._in_flight = 0
         self._maintenance: str | None = None
         self._cond = asyncio.Condition()
+        self._background: set[asyncio.Future] = set()
         self._allowed_hosts: set[str] = set()
         self._settings = Settings.from_env()
 
@@ -148,8 +149,11 @@ class BrowserWorker:
         await context.route(foreign, abort)
 
     def _dismiss_dialog(self, dialog) -> None:
+        """alert/confirm/prompt would block the page until answered: dismiss at once."""
         self.counters.dialogs_dismissed += 1
-        asyncio.ensure_future(dialog.dismiss())
+        task = asyncio.ensure_future(dialog.dismiss())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _browser_alive(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
@@ -157,10 +161,8 @@ class BrowserWorker:
     async def close(self) -> None:
         """Shut Playwright down cleanly; safe to call twice."""
         if self._browser is not None:
-            try:
+            with contextlib.suppress(PlaywrightError):
                 await self._browser.close()
-            except PlaywrightError:
-                pass
             self._browser = None
         if self._playwright is not None:
             await self._playwright.stop()
@@ -192,10 +194,8 @@ class BrowserWorker:
 
     async def _discard_browser(self) -> None:
         if self._browser is not None:
-            try:
+            with contextlib.suppress(PlaywrightError):
                 await self._browser.close()
-            except PlaywrightError:
-                pass
         self._browser = None
         self._context = None
 
@@ -296,7 +296,10 @@ class BrowserWorker:
         started = time.monotonic()
         found = await slot.page.evaluate(
             "(a) => window.__landmarkGallery.ready(a)",
-            {"cardSelector": self.job.containers.selector, "readyMs": timeout.total_seconds() * 1000},
+            {
+                "cardSelector": self.job.containers.selector,
+                "readyMs": timeout.total_seconds() * 1000,
+            },
         )
         if not found:
             raise RuntimeError(
@@ -573,4 +576,3 @@ def _text_hash(text: str) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-

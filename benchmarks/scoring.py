@@ -33,8 +33,12 @@ class Score:
         return self.items - self.records
 
 
-def score(truth: list[dict[str, Any]], records: Iterable[dict[str, Any]],
-          fields: list[str] | None = None, examples: int = 5) -> Score:
+def score(
+    truth: list[dict[str, Any]],
+    records: Iterable[dict[str, Any]],
+    fields: list[str] | None = None,
+    examples: int = 5,
+) -> Score:
     expected = {item["id"]: item for item in truth}
     result = Score(items=len(expected))
     seen: set[str] = set()

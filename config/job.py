@@ -321,7 +321,7 @@ class JobSpec(Spec):
         return self
 
     def source_urls(self, base: Path | None = None) -> list[str]:
-        """All start URLs: the inline ones, then those in ``sources.file``, deduplicated in order."""
+        """All start URLs: inline ones, then those in ``sources.file``; deduplicated, in order."""
         urls = list(self.sources.urls)
         if self.sources.file is not None:
             path = self.sources.file
@@ -332,4 +332,3 @@ class JobSpec(Spec):
                     line.strip() for line in lines if line.strip() and not line.startswith("#")
                 )
         return list(dict.fromkeys(urls))
-

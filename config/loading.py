@@ -61,7 +61,9 @@ def parse_job_text(text: str, path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise JobFileError(path, [f"not valid {path.suffix.lstrip('.') or 'YAML'}: {error}"]) from None
+        raise JobFileError(
+            path, [f"not valid {path.suffix.lstrip('.') or 'YAML'}: {error}"]
+        ) from None
     if not isinstance(data, dict):
         raise JobFileError(path, ["(top level): expected a mapping of keys such as name, sources"])
     return data

@@ -83,7 +83,12 @@ class Record:
 
     @classmethod
     def failure(
-        cls, container: Container, phase: str, reason: str, *, retryable: bool = True,
+        cls,
+        container: Container,
+        phase: str,
+        reason: str,
+        *,
+        retryable: bool = True,
         actor: str | None = None,
     ) -> Record:
         return cls(

@@ -15,6 +15,7 @@ time, a lease's deadline, a token refill, the next verdict. Nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
@@ -84,7 +85,7 @@ class Coordinator:
         self.ledger = Ledger(job.retries, rng=random.Random(0))
         self.budget = Budget.from_spec(job.budget)
         self.breaker = CircuitBreaker.from_spec(job.retries)
-        self.sink = JsonlSink(self.out_dir / job.output.results)
+        self.sink = JsonlSink(self.out_dir / job.output.results, fresh=True)
         self.stats = RunStats()
         self.actors: dict[str, ActorEntry] = {}
         self.verdict: dict[str, Any] = {"verdict": "ok", "reason": "no reading yet"}
@@ -176,10 +177,8 @@ class Coordinator:
                 self._fail_everything("no live BrowserActor remains")
                 return
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):  # a deadline passed: look again
                 await asyncio.wait_for(self._wake.wait(), timeout=self._next_wake(now))
-            except TimeoutError:
-                pass
 
     def _next_wake(self, now: float) -> float:
         """Seconds until something may change without an event: a retry, a token, a lease."""
@@ -247,9 +246,9 @@ class Coordinator:
     def _merge(self, lease, records: list[Record]) -> None:
         now = time.monotonic()
         for record in records:
-            domain = domain_of(next(
-                (c.target for c in lease.containers if c.id == record.id), record.source
-            ))
+            domain = domain_of(
+                next((c.target for c in lease.containers if c.id == record.id), record.source)
+            )
             completion = self.ledger.complete(lease.id, record, now)
             if completion.outcome is Outcome.DUPLICATE:
                 continue
@@ -402,10 +401,8 @@ class Coordinator:
             if now - last_snapshot > SNAPSHOT_INTERVAL_S:
                 last_snapshot = now
                 await self._refresh_snapshot()
-            try:
+            with contextlib.suppress(TimeoutError):  # time for the next reading
                 await asyncio.wait_for(self._stop.wait(), timeout=VERDICT_INTERVAL_S)
-            except TimeoutError:
-                pass
 
     async def _read_verdict(self) -> None:
         try:
@@ -430,10 +427,8 @@ class Coordinator:
     async def _refresh_snapshot(self) -> None:
         live = [entry for entry in self.actors.values() if entry.alive]
         if live:
-            try:
+            with contextlib.suppress(RayError):  # a dying actor: keep the last snapshot
                 self.snapshot = await live[0].handle.learner_snapshot.remote()
-            except RayError:
-                pass
 
     # -- the end -------------------------------------------------------------
     async def _drain_for_cancel(self) -> None:
@@ -471,10 +466,8 @@ class Coordinator:
         for entry in live:
             ray.kill(entry.handle)
         if self.metrics is not None:
-            try:
+            with contextlib.suppress(RayError):
                 self.verdict = await self.metrics.verdict.remote()
-            except RayError:
-                pass
         self.sink.close()
 
     def summary(self) -> dict[str, Any]:
@@ -510,6 +503,7 @@ class Coordinator:
             "shed_events": self.verdict.get("shed_events", 0),
             "throttle_events": self.verdict.get("throttle_events", 0),
             "shed_requests": stats.shed_requests,
+            "peak_tree_pss": self.verdict.get("peak_tree_pss"),
             "peak_tree_rss": self.verdict.get("peak_tree_rss"),
             "breaker": {d: self.breaker.why(d) for d in self.breaker.open_domains()},
             "adaptive_limit": self.budget.limit.value,

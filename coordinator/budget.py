@@ -82,8 +82,6 @@ class Verdict(StrEnum):
     SHED = "shed"
 
 
-
-
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; starts full."""
 

@@ -43,7 +43,10 @@ def run_demo(args: argparse.Namespace) -> int:
             f"({args.mode} mode, {job.budget.actors} actors × {job.budget.pages_per_actor} pages)"
         )
         summary = run_job(
-            job, job.source_urls(), out_dir=job.output.dir, address=args.address,
+            job,
+            job.source_urls(),
+            out_dir=job.output.dir,
+            address=args.address,
             show_progress=not args.quiet,
         )
         truth = site.truth()

@@ -9,6 +9,7 @@ output stays consistent (one record per container seen so far).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -88,7 +89,9 @@ def run_job(
     out_dir.mkdir(parents=True, exist_ok=True)
     init_ray(address, job.budget.actors)
     metrics = create_metrics_actor(job.budget)
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    here = NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=False
+    )
     coordinator = RemoteCoordinator.options(scheduling_strategy=here).remote(
         job, sources, str(out_dir), metrics
     )
@@ -98,15 +101,15 @@ def run_job(
         with view:
             _follow(coordinator, done, view)
     except KeyboardInterrupt:
-        print("\nlandmark: stopping: finishing the batches in flight (Ctrl-C again to abort)",
-              file=sys.stderr)
+        print(
+            "\nlandmark: stopping: finishing the batches in flight (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         ray.get(coordinator.cancel.remote())
     summary = ray.get(done)
-    try:
+    with contextlib.suppress(ray.exceptions.RayError):
         ray.get(metrics.stop.remote())
-    except ray.exceptions.RayError:
-        pass
     ray.kill(metrics)
     ray.kill(coordinator)
     summary["out_dir"] = str(out_dir)

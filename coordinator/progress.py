@@ -50,7 +50,10 @@ class ProgressView:
             return
         finished = progress["done"] + progress["failed"]
         self._progress.update(
-            self._task, completed=finished, total=progress["known"] or None, detail=describe(progress)
+            self._task,
+            completed=finished,
+            total=progress["known"] or None,
+            detail=describe(progress),
         )
 
 

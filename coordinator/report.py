@@ -17,27 +17,32 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     cache = summary["dom_cache"]
     return [
         ("records", f"{summary['records']:,}"),
-        ("ok / partial / failed",
-         f"{by_status.get('ok', 0):,} / {by_status.get('partial', 0):,} / "
-         f"{by_status.get('failed', 0):,}"),
+        (
+            "ok / partial / failed",
+            f"{by_status.get('ok', 0):,} / {by_status.get('partial', 0):,} / "
+            f"{by_status.get('failed', 0):,}",
+        ),
         ("wall time", f"{summary['wall_s']:.1f} s"),
         ("throughput", f"{summary['per_minute']:,.0f} per minute"),
-        ("latency p50 / p95",
-         f"{summary['latency_ms']['p50']:.0f} / {summary['latency_ms']['p95']:.0f} ms"),
-        ("retries / duplicates dropped",
-         f"{summary['retries']} / {summary['duplicates_dropped']}"),
+        (
+            "latency p50 / p95",
+            f"{summary['latency_ms']['p50']:.0f} / {summary['latency_ms']['p95']:.0f} ms",
+        ),
+        ("retries / duplicates dropped", f"{summary['retries']} / {summary['duplicates_dropped']}"),
         ("actor deaths / OOM kills", f"{summary['actor_deaths']} / {summary['oom_kills']}"),
         ("DOM cache hit ratio", f"{cache['hit_ratio']:.1%} ({cache['hits']:,} hits)"),
         ("shed / throttle events", f"{summary['shed_events']} / {summary['throttle_events']}"),
-        ("peak memory (process tree)", _mib(summary.get("peak_tree_rss"))),
+        ("peak memory (process tree, PSS)", _mib(summary.get("peak_tree_pss"))),
         ("output", summary.get("out_dir", "")),
     ]
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    table = Table(title=f"landmark: {summary['job']}"
-                  + ("" if summary["completed"] else " (stopped before the end)"),
-                  show_header=False)
+    table = Table(
+        title=f"landmark: {summary['job']}"
+        + ("" if summary["completed"] else " (stopped before the end)"),
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column()
     for name, value in summary_rows(summary):

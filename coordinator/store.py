@@ -67,14 +67,18 @@ class JsonlSink:
     """One JSON line per record, appended; flushed every ``flush_every`` records, fsynced
     on close. Appending lets a resumed run add to the file its first run left."""
 
-    def __init__(self, path: Path | str, flush_every: int = FLUSH_EVERY) -> None:
+    def __init__(
+        self, path: Path | str, flush_every: int = FLUSH_EVERY, *, fresh: bool = False
+    ) -> None:
+        """``fresh`` starts an empty file (a new run); otherwise records are appended."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_every = max(1, flush_every)
         self.counts: Counter[str] = Counter()
         self._buffer: list[str] = []
-        _drop_partial_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        if not fresh:
+            _drop_partial_tail(self.path)
+        self._file = self.path.open("w" if fresh else "a", encoding="utf-8")
 
     @property
     def written(self) -> int:

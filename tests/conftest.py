@@ -21,7 +21,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 @pytest.fixture(scope="session")
 def event_loop_runner() -> Iterator[Callable[[Awaitable[T]], T]]:
-    """``run(coro)`` on one loop that lives for the session, so Playwright objects outlive a test."""
+    """``run(coro)`` on one loop for the whole session: Playwright objects outlive a test."""
     loop = asyncio.new_event_loop()
     yield loop.run_until_complete
     loop.close()

@@ -38,7 +38,7 @@ def test_explicit_path_wins_over_everything(tmp_path, empty_path, monkeypatch):
 
 def test_explicit_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, empty_path):
     fake_browser(empty_path, "chromium")
-    with pytest.raises(BrowserNotFoundError, match="does not exist: .*nope"):
+    with pytest.raises(BrowserNotFoundError, match=r"does not exist: .*nope"):
         find_browser(tmp_path / "nope")
 
 

@@ -61,8 +61,9 @@ def test_unknown_key_names_the_key_and_its_path(tmp_path):
     data = minimal()
     data["fields"][0]["lable"] = "x"
     found = problems(tmp_path, data)
-    assert found == ["fields[0].lable: unknown key (check the spelling; see config/job.py for "
-                     "the keys)"]
+    assert found == [
+        "fields[0].lable: unknown key (check the spelling; see config/job.py for the keys)"
+    ]
 
 
 def test_wrong_type_names_the_expected_type(tmp_path):
@@ -116,7 +117,7 @@ def test_sources_file_is_read_relative_to_the_job(tmp_path):
 def test_overrides_are_validated_like_the_file(tmp_path):
     path = write(tmp_path, minimal(), ".json")
     assert load_job(path, {"budget.actors": 3}).budget.actors == 3
-    with pytest.raises(JobFileError, match="budget.actors"):
+    with pytest.raises(JobFileError, match=r"budget\.actors"):
         load_job(path, {"budget.actors": 0})
 
 
