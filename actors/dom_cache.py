@@ -10,8 +10,10 @@ cache keeps, per layout key (domain + open mode + root selector):
   would return the neighbour's value; the page verifies the label's text
   before trusting the path).
 
-Entries expire after a TTL, a field's path is dropped when the page reports it
-stale, and a layout is dropped when its page navigates to another domain.
+Entries expire after a TTL and a field's path is dropped as soon as the page
+reports it stale. Navigating between items does not drop anything: the key is
+the layout (domain, open mode, panel), which items of one gallery share, and a
+page that navigates to another site uses another key.
 """
 
 from __future__ import annotations
@@ -78,11 +80,6 @@ class DomCache:
 
     def layout(self, key: str) -> LayoutEntry | None:
         return self._entry(key)
-
-    def drop_domain(self, domain: str) -> None:
-        """A page left this domain: what we knew of its layouts may no longer hold."""
-        for key in [key for key in self._layouts if key.startswith(f"{domain}|")]:
-            del self._layouts[key]
 
     @staticmethod
     def key(domain: str, open_mode: str, root: str | None) -> str:

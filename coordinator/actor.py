@@ -75,13 +75,17 @@ class Coordinator:
         sources: list[str],
         out_dir: str,
         metrics: Any = None,
+        actor_class: Any = None,
     ) -> None:
+        """``actor_class`` is a Ray actor class with BrowserActor's methods (benchmarks pass a
+        no-op one to measure the coordinator alone)."""
         from pathlib import Path
 
         self.job = job
         self.sources = sources
         self.out_dir = Path(out_dir)
         self.metrics = metrics
+        self.actor_class = actor_class or BrowserActor
         self.ledger = Ledger(job.retries, rng=random.Random(0))
         self.budget = Budget.from_spec(job.budget)
         self.breaker = CircuitBreaker.from_spec(job.retries)
@@ -287,7 +291,10 @@ class Coordinator:
         stats = self.stats
         stats.records += 1
         stats.by_status[record.status] = stats.by_status.get(record.status, 0) + 1
-        stats.done_times.append(time.monotonic())
+        now = time.monotonic()
+        stats.done_times.append(now)
+        while now - stats.done_times[0] > RATE_WINDOW_S:  # bounded: the last 10 s only
+            stats.done_times.popleft()
         latency = record.timings.get("total")
         if latency is not None:
             stats.latency_seen += 1
@@ -306,7 +313,7 @@ class Coordinator:
         name = f"browser-{self._spawned}"
         self._spawned += 1
         slots = self.job.budget.pages_per_actor + self.job.budget.batch_size
-        handle = BrowserActor.options(num_cpus=1, name=None).remote(
+        handle = self.actor_class.options(num_cpus=1).remote(
             self.job, name, str(self.out_dir), self.snapshot, self.metrics
         )
         entry = ActorEntry(name, handle, slots)

@@ -15,6 +15,7 @@ from pathlib import Path
 from actors.browser import BrowserNotFoundError
 from config.loading import JobFileError
 from config.settings import SettingsError
+from coordinator.driver import RunFailedError
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrowserNotFoundError as error:
         print(f"landmark: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunFailedError as error:
+        print(f"landmark: the run could not finish: {error}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("landmark: interrupted", file=sys.stderr)
         return EXIT_INCOMPLETE

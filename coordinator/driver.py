@@ -107,7 +107,10 @@ def run_job(
         )
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         ray.get(coordinator.cancel.remote())
-    summary = ray.get(done)
+    try:
+        summary = ray.get(done)
+    except ray.exceptions.RayTaskError as error:
+        raise RunFailedError(_cause(error)) from None
     with contextlib.suppress(ray.exceptions.RayError):
         ray.get(metrics.stop.remote())
     ray.kill(metrics)
@@ -115,6 +118,17 @@ def run_job(
     summary["out_dir"] = str(out_dir)
     (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+class RunFailedError(RuntimeError):
+    """The run could not go on (e.g. no BrowserActor could start); the message says why."""
+
+
+def _cause(error: BaseException) -> str:
+    """The coordinator's own message, without Ray's remote traceback around it."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return text[-1] if text else type(cause).__name__
 
 
 def _follow(coordinator, done, view) -> None:
