@@ -215,8 +215,10 @@ class BudgetSpec(Spec):
         "Keep it well under Ray's OOM threshold (95%).",
     )
     cpu_throttle: Limit = Field(
-        default=ResourceLimit(fraction=0.98),
-        description="Node CPU (share) at which new dispatch stops.",
+        default=ResourceLimit(fraction=1.0),
+        description="Node CPU (share) above which, sustained, new dispatch stops. Default 100%: "
+        "off. A busy CPU is what a dedicated crawler is for, and the adaptive limit already "
+        "backs off when contention raises latency; set e.g. 85% on a shared machine.",
     )
 
     @model_validator(mode="after")

@@ -195,29 +195,38 @@ class Coordinator:
         return max(0.001, min(candidates))
 
     def _dispatch(self, now: float) -> None:
+        """Lease batches round-robin, emptiest actor first, until the budget or the queue is
+        spent: under a small global limit every actor still gets work."""
         deadline = now + self.job.timeouts.lease.total_seconds()
         batch_size = self.job.budget.batch_size
-        for entry in list(self.actors.values()):
-            if not entry.alive:
-                continue
-            while (room := self.budget.allowance(entry.name, now)) > 0:
+        accept = self._accept(now)
+        leased = True
+        while leased:
+            leased = False
+            live = [entry for entry in self.actors.values() if entry.alive]
+            for entry in sorted(live, key=lambda e: -self.budget.free_slots(e.name)):
+                room = self.budget.allowance(entry.name, now)
+                if room <= 0:
+                    continue
                 lease = self.ledger.lease(
                     entry.name,
                     min(room, batch_size),
                     now,
                     deadline,
-                    accept=self._accept(now),
+                    accept=accept,
                     prefer=self._prefers(entry),
                 )
                 if lease is None:
-                    break
-                self.budget.start(entry.name, len(lease.containers))
-                entry.galleries.update(
-                    c.source for c in lease.containers if c.open == OpenMode.CLICK
-                )
-                task = asyncio.create_task(self._run_batch(entry, lease))
-                self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
+                    return  # nothing ready that the budget accepts, for anyone
+                leased = True
+                self._start_batch(entry, lease)
+
+    def _start_batch(self, entry: ActorEntry, lease) -> None:
+        self.budget.start(entry.name, len(lease.containers))
+        entry.galleries.update(c.source for c in lease.containers if c.open == OpenMode.CLICK)
+        task = asyncio.create_task(self._run_batch(entry, lease))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
 
     def _accept(self, now: float):
         def accept(container: Container) -> bool:

@@ -64,6 +64,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _cmd_control(args: argparse.Namespace) -> int:
+    from coordinator.control import NoSuchRunError, control_command
+
+    try:
+        return control_command(args)
+    except NoSuchRunError as error:
+        raise UsageError(str(error)) from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.harness import run_bench_command
 
@@ -100,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--latency-ms", type=float, default=0.0, help="site latency (default 0)")
     _add_run_options(demo)
     demo.set_defaults(handler=_cmd_demo)
+
+    from coordinator.control import add_control_arguments
+
+    control = commands.add_parser(
+        "control", help="pause, resume, cancel or show a running job (from another shell)"
+    )
+    add_control_arguments(control)
+    control.set_defaults(handler=_cmd_control)
 
     validate = commands.add_parser("validate", help="check a job file; exit 2 if invalid")
     validate.add_argument("job", type=Path)

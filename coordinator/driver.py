@@ -23,6 +23,14 @@ from config.loading import load_job
 from config.settings import Settings
 
 PROGRESS_INTERVAL_S = 0.5
+NAMESPACE = "landmark"
+
+
+def coordinator_name(job_name: str) -> str:
+    """The Coordinator is a named actor, so ``landmark control`` can find a running job."""
+    return f"coordinator:{job_name}"
+
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_EXCLUDES = [".venv", "runs", ".git", "**/__pycache__", "benchmarks/results"]
 
@@ -57,12 +65,14 @@ def init_ray(address: str | None, actors: int) -> None:
     if address:
         ray.init(
             address=address,
+            namespace=NAMESPACE,
             runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES},
             logging_level="WARNING",
         )
         return
     ray.init(
         address="local",
+        namespace=NAMESPACE,
         num_cpus=max(os.cpu_count() or 1, actors + 1),
         include_dashboard=False,
         logging_level="WARNING",
@@ -92,9 +102,18 @@ def run_job(
     here = NodeAffinitySchedulingStrategy(
         node_id=ray.get_runtime_context().get_node_id(), soft=False
     )
-    coordinator = RemoteCoordinator.options(scheduling_strategy=here).remote(
-        job, sources, str(out_dir), metrics
-    )
+    try:
+        ray.get_actor(coordinator_name(job.name), namespace=NAMESPACE)
+    except ValueError:
+        pass
+    else:
+        raise RunFailedError(
+            f"a run of job {job.name!r} is already going on this cluster; "
+            f"stop it with: landmark control cancel {job.name}"
+        )
+    coordinator = RemoteCoordinator.options(
+        scheduling_strategy=here, name=coordinator_name(job.name), namespace=NAMESPACE
+    ).remote(job, sources, str(out_dir), metrics)
     done = coordinator.run.remote()
     view = ProgressView(enabled=show_progress)
     try:

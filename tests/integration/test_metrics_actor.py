@@ -220,10 +220,29 @@ def test_bad_limits_are_refused_with_their_reason(ray_session, metrics_actor):
 
 
 def test_tree_rss_covers_descendants_once(helper_process):
-    me = os.getpid()
-    assert helper_process.pid in tree_pids(me)
-    assert trees_pids([me, helper_process.pid]) == tree_pids(me)
-    assert tree_rss(me) > tree_rss(helper_process.pid) > 0
+    """A tree of our own (parent → grandchild), so other children of this test process (Ray's,
+    Chromium's) coming and going between two walks cannot change the answer."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', "
+            "'import sys; sys.stdin.read()'], stdin=subprocess.PIPE); print(c.pid, flush=True); "
+            "sys.stdin.read(); c.stdin.close(); c.wait()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        grandchild = int(parent.stdout.readline())
+        assert tree_pids(parent.pid) == {parent.pid, grandchild}
+        assert trees_pids([parent.pid, grandchild]) == {parent.pid, grandchild}
+        assert tree_rss(parent.pid) > tree_rss(grandchild) > 0
+        assert helper_process.pid in tree_pids(os.getpid())
+    finally:
+        parent.stdin.close()
+        parent.wait(timeout=10)
 
 
 def test_tree_rss_of_a_finished_process_is_zero():

@@ -1,0 +1,1 @@
+"""Running landmark on a Ray cluster: launch configs, the local multi-node script, Grafana."""

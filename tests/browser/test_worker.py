@@ -1,0 +1,423 @@
+"""The BrowserWorker against real Chromium and the real Gallery site, without Ray.
+
+Each worker launches its own browser (that is what the worker does in an
+actor), so tests that need the same job share one worker per module; tests
+that need a different job or site start their own and close it. Every record
+is scored against the site's ground truth: a test passes only if every field
+is right, every missing field is reported missing and no container is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from actors.worker import BrowserWorker
+from benchmarks.scoring import score
+from benchmarks.site import GallerySite, SiteConfig
+from benchmarks.site.data import is_slow
+from config.job import JobSpec
+from config.loading import load_job
+from config.records import Container, Record, Status
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+GUARD_S = 60.0  # a test that would hang fails after this instead
+BATCH = 8
+REQUIRED = {f.name for f in load_job(EXAMPLE_JOB).fields if f.required}
+
+
+# -- helpers -------------------------------------------------------------------
+def gallery_job(url: str, tmp: Path, **overrides: Any) -> JobSpec:
+    """The example job (the one users start from) pointed at ``url``."""
+    return load_job(
+        EXAMPLE_JOB,
+        {"sources.urls": [url], "output.dir": str(tmp), "budget.pages_per_actor": 4} | overrides,
+    )
+
+
+def self_job(url: str, tmp: Path, **overrides: Any) -> JobSpec:
+    """A job whose source is one item page with a single labelled field, "Title"."""
+    data: dict[str, Any] = {
+        "name": "self-page",
+        "sources": {"urls": [url]},
+        "containers": {"open": "self"},
+        "fields": [{"name": "title", "labels": ["Title"], "relation": "next"}],
+        "budget": {"pages_per_actor": 1},
+        "output": {"dir": str(tmp)},
+    }
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return JobSpec.model_validate(data)
+
+
+@contextmanager
+def started_worker(run, job: JobSpec, found_browser) -> Iterator[BrowserWorker]:
+    worker = BrowserWorker(job, "test-worker", found=found_browser)
+    run(worker.start())
+    try:
+        yield worker
+    finally:
+        run(worker.close())
+
+
+def guarded(run, coro: Awaitable[Any]) -> Any:
+    """Run ``coro`` on the session loop, failing instead of hanging past ``GUARD_S``."""
+
+    async def bounded() -> Any:
+        async with asyncio.timeout(GUARD_S):
+            return await coro
+
+    return run(bounded())
+
+
+async def discover_all(worker: BrowserWorker, source: str) -> list[list[Container]]:
+    return [chunk async for chunk in worker.discover(source)]
+
+
+async def extract_in_batches(worker: BrowserWorker, containers: list[Container]) -> list[Record]:
+    records: list[Record] = []
+    for start in range(0, len(containers), BATCH):
+        records += await worker.extract(containers[start : start + BATCH])
+    return records
+
+
+def as_dicts(records: list[Record]) -> list[dict[str, Any]]:
+    return [asdict(record) for record in records]
+
+
+def assert_matches_truth(truth: list[dict], records: list[Record]) -> None:
+    """Every present field equals the truth; every missing one is None with an error naming it;
+    the status is partial exactly when a field the job requires is missing."""
+    failed = [(r.id, r.position, r.errors, r.timings) for r in records if r.status == Status.FAILED]
+    assert failed == [], failed
+    result = score(truth, as_dicts(records))
+    assert result.wrong == [], result.wrong
+    assert (result.accuracy, result.lost, result.duplicates, result.unknown_ids) == (1.0, 0, 0, 0)
+    by_id = {record.id: record for record in records}
+    for item in truth:
+        record = by_id[item["id"]]
+        assert record.position == item["position"], record
+        for name, want in item["fields"].items():
+            if want is None:
+                assert record.fields[name] is None, (record.id, name)
+                assert any(problem.field == name for problem in record.errors), record.errors
+        missing_required = any(item["fields"][name] is None for name in REQUIRED)
+        assert record.status == (Status.PARTIAL if missing_required else Status.OK), record
+
+
+def link_container(site: GallerySite, item: dict) -> Container:
+    """A container as discovery makes it in link mode, built straight from the truth."""
+    return Container(
+        id=item["id"],
+        source=site.url,
+        position=item["position"],
+        open="link",
+        url=f"{site.url}item/{item['id']}",
+    )
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def browser_mains() -> set[int]:
+    """Main Chromium processes under this test process (not its renderers or helpers)."""
+    mains = set()
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            name = process.name().lower()
+            parent = process.parent()
+            parent_name = parent.name().lower() if parent else ""
+        except psutil.Error:
+            continue
+        if "chrom" in name and "crashpad" not in name and "chrom" not in parent_name:
+            mains.add(process.pid)
+    return mains
+
+
+class PageServer:
+    """A tiny HTTP server of fixed pages on a loopback address; counts the requests it gets."""
+
+    def __init__(self, pages: dict[str, str], host: str = "127.0.0.1") -> None:
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                body = pages.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode())
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._httpd = ThreadingHTTPServer((host, 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def __enter__(self) -> PageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+def item_page(title: str, extra: str = "") -> str:
+    return (
+        f"<!doctype html><html><head>{extra}</head>"
+        f"<body><dl><dt>Title</dt><dd>{title}</dd></dl></body></html>"
+    )
+
+
+# -- fixtures --------------------------------------------------------------------
+MAIN_SITE = SiteConfig(items=300, label_variants=True, missing_rate=0.05)
+
+
+@pytest.fixture(scope="module")
+def main_site() -> Iterator[GallerySite]:
+    with GallerySite(MAIN_SITE) as site:
+        yield site
+
+
+@pytest.fixture(scope="module", params=["click", "link"])
+def mode_worker(request, run, found_browser, main_site, tmp_path_factory):
+    """One worker per open mode, shared by the tests of this module that read the main site."""
+    job = gallery_job(
+        main_site.url, tmp_path_factory.mktemp(request.param), **{"containers.open": request.param}
+    )
+    with started_worker(run, job, found_browser) as worker:
+        yield worker
+
+
+@pytest.fixture
+def worker_for(run, found_browser, tmp_path) -> Iterator[Callable[..., BrowserWorker]]:
+    """``worker_for(job)``: a started worker, closed after the test."""
+    workers: list[BrowserWorker] = []
+
+    def make(job: JobSpec) -> BrowserWorker:
+        worker = BrowserWorker(job, "test-worker", found=found_browser)
+        workers.append(worker)
+        guarded(run, worker.start())
+        return worker
+
+    yield make
+    for worker in workers:
+        run(worker.close())
+
+
+# -- the main site, both modes ------------------------------------------------
+def test_every_field_matches_the_truth(run, mode_worker, main_site):
+    chunks = guarded(run, discover_all(mode_worker, main_site.url))
+    containers = [c for chunk in chunks for c in chunk]
+    assert len(containers) == MAIN_SITE.items
+
+    records = guarded(run, extract_in_batches(mode_worker, containers))
+
+    assert [r.id for r in records] == [c.id for c in containers]  # one per container, in order
+    truth = main_site.truth()
+    assert_matches_truth(truth, records)
+    assert any(None in item["fields"].values() for item in truth)  # missing fields were tested
+
+
+def test_dom_cache_hits_and_learner_has_timings(run, mode_worker, main_site):
+    """Runs after the full extraction above on the same worker."""
+    if mode_worker.stats()["containers"] == 0:  # run on its own
+        chunks = guarded(run, discover_all(mode_worker, main_site.url))
+        guarded(
+            run, extract_in_batches(mode_worker, [c for chunk in chunks for c in chunk][:BATCH])
+        )
+
+    stats = mode_worker.stats()
+
+    assert stats["cache"]["hits"] > 0, stats["cache"]
+    timings = stats["learner"]["timings"]
+    assert any(key.endswith(" settle") and value["n"] > 0 for key, value in timings.items()), (
+        timings
+    )
+    assert stats["learner"]["chains"], stats["learner"]
+    assert stats["in_flight"] == 0
+
+
+# -- discovery -----------------------------------------------------------------
+def test_virtualised_gallery_yields_every_container_once(run, worker_for, tmp_path):
+    config = SiteConfig(items=200, virtualize=True)
+    with GallerySite(config) as site:
+        worker = worker_for(gallery_job(site.url, tmp_path))
+        chunks = guarded(run, discover_all(worker, site.url))
+        truth = site.truth()
+
+    containers = [c for chunk in chunks for c in chunk]
+    assert [c.id for c in containers] == [item["id"] for item in truth]
+    assert [c.position for c in containers] == list(range(config.items))
+    assert len(chunks) >= 2  # streamed in chunks, not one list at the end
+
+
+def test_unreachable_source_fails_clearly(run, worker_for, tmp_path):
+    source = f"http://127.0.0.1:{closed_port()}/"
+    worker = worker_for(gallery_job(source, tmp_path))
+
+    with pytest.raises(RuntimeError, match=r"discovery of http://127\.0\.0\.1:") as caught:
+        guarded(run, discover_all(worker, source))
+
+    assert "ERR_CONNECTION_REFUSED" in str(caught.value)
+    assert worker.stats()["in_flight"] == 0  # the page went back
+
+
+# -- failures ------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["click", "link"])
+def test_failing_item_fails_retryably_then_succeeds(run, worker_for, tmp_path, mode):
+    config = SiteConfig(items=24, fail_rate=1.0, fail_attempts=1)
+    with GallerySite(config) as site:
+        worker = worker_for(gallery_job(site.url, tmp_path, **{"containers.open": mode}))
+        containers = [c for chunk in guarded(run, discover_all(worker, site.url)) for c in chunk]
+        first = guarded(run, worker.extract(containers[:2]))
+        second = guarded(run, worker.extract(containers[:2]))
+        truth = site.truth()[:2]
+
+    for record in first:
+        assert record.status == Status.FAILED, record
+        assert record.retryable is True, record
+        [problem] = record.errors
+        assert problem.phase in {"open", "wait"} and problem.reason, problem
+        assert "500" in problem.reason or "fail" in problem.reason.lower(), problem
+    assert_matches_truth(truth, second)
+
+
+def test_killed_browser_fails_in_flight_containers_then_relaunches(
+    run, worker_for, tmp_path, found_browser
+):
+    config = SiteConfig(items=48, latency_ms=300, jitter="none")
+    with GallerySite(config) as site:
+        before = browser_mains()
+        job = gallery_job(site.url, tmp_path, **{"containers.open": "link"})
+        worker = worker_for(job)
+        [browser_pid] = browser_mains() - before
+        truth = site.truth()
+        batch = [link_container(site, item) for item in truth[:8]]
+
+        async def kill_mid_batch() -> list[Record]:
+            task = asyncio.ensure_future(worker.extract(batch))
+            pages = job.budget.pages_per_actor
+            while worker.stats()["in_flight"] < pages and not task.done():
+                await asyncio.wait({task}, timeout=0.02)  # every page busy, or the batch done
+            assert not task.done(), "the batch finished before the browser could be killed"
+            os.kill(browser_pid, signal.SIGKILL)
+            return await task
+
+        records = guarded(run, kill_mid_batch())
+        after = guarded(run, worker.extract([link_container(site, item) for item in truth[8:12]]))
+
+    assert [r.id for r in records] == [c.id for c in batch]
+    failed = [r for r in records if r.status == Status.FAILED]
+    assert failed, "no container was in flight when the browser died"
+    for record in failed:
+        assert record.retryable, record
+        assert "browser" in record.errors[0].reason.lower(), record.errors
+    ok = [r for r in records if r.status != Status.FAILED]
+    by_id = {item["id"]: item for item in truth}
+    for record in ok:
+        assert record.fields == by_id[record.id]["fields"], record
+    assert_matches_truth(truth[8:12], after)
+    stats = worker.stats()
+    assert stats["relaunches"] == 1, stats
+    assert stats["in_flight"] == 0
+
+
+def test_container_deadline_fails_the_container_not_the_worker(run, worker_for, tmp_path):
+    config = SiteConfig(items=40, latency_ms=100, jitter="none", slow_rate=0.5, slow_factor=50)
+    with GallerySite(config) as site:
+        job = gallery_job(
+            site.url, tmp_path, **{"containers.open": "link", "timeouts.container": "1s"}
+        )
+        worker = worker_for(job)
+        truth = site.truth()
+        slow = next(item for item in truth if is_slow(config, item["position"]))
+        quick = next(item for item in truth if not is_slow(config, item["position"]))
+
+        [late] = guarded(run, worker.extract([link_container(site, slow)]))
+        [fine] = guarded(run, worker.extract([link_container(site, quick)]))
+        run(worker.close())  # before the site stops: it would wait for the slow response
+
+    assert late.status == Status.FAILED and late.retryable, late
+    assert "deadline" in late.errors[0].reason, late.errors
+    assert_matches_truth([quick], [fine])
+    assert worker.stats()["in_flight"] == 0
+
+
+# -- hostile pages ---------------------------------------------------------------
+def test_js_dialog_is_dismissed(run, worker_for, tmp_path):
+    pages = {"/": item_page("Alerted", "<script>alert('hello'); confirm('sure?');</script>")}
+    with PageServer(pages) as server:
+        worker = worker_for(self_job(server.url, tmp_path))
+        [chunk] = guarded(run, discover_all(worker, server.url))
+        [record] = guarded(run, worker.extract(chunk))
+
+    assert record.status == Status.OK, record
+    assert record.fields == {"title": "Alerted"}
+    assert worker.stats()["dialogs_dismissed"] >= 1
+
+
+def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path):
+    with PageServer({"/x.png": "", "/data": "{}"}, host="127.0.0.2") as foreign:
+        extra = (
+            f"<img src='{foreign.url}x.png'>"
+            f"<script>fetch('{foreign.url}data').catch(() => {{}})</script>"
+        )
+        with PageServer({"/": item_page("Fenced", extra)}) as server:
+            worker = worker_for(self_job(server.url, tmp_path))
+            [chunk] = guarded(run, discover_all(worker, server.url))
+            [record] = guarded(run, worker.extract(chunk))
+            own_requests = list(server.requests)
+
+    assert record.status == Status.OK, record
+    assert record.fields == {"title": "Fenced"}
+    assert worker.stats()["blocked_requests"] >= 1
+    assert foreign.requests == []  # nothing reached the other host
+    assert own_requests  # while the page's own host was reached
+
+
+# -- recycling -------------------------------------------------------------------
+def test_recycles_after_n_containers_and_stays_correct(run, worker_for, tmp_path):
+    config = SiteConfig(items=25, label_variants=True, missing_rate=0.05)
+    with GallerySite(config) as site:
+        worker = worker_for(gallery_job(site.url, tmp_path, **{"browser.recycle_after": 10}))
+        containers = [c for chunk in guarded(run, discover_all(worker, site.url)) for c in chunk]
+        records = guarded(run, extract_in_batches(worker, containers))
+        truth = site.truth()
+
+    assert_matches_truth(truth, records)
+    stats = worker.stats()
+    assert stats["recycles"] >= 2, stats
+    assert stats["relaunches"] == 0, stats

@@ -1,0 +1,239 @@
+"""End to end through ``run_job`` (and the ``landmark`` command): real Ray, real Chromium, the
+real Gallery site, scored against its ground truth.
+
+The invariant under test everywhere: every container ends with exactly one
+record, and every field in it is right — whatever dies or misbehaves meanwhile.
+All runs share the session's Ray (``run_job`` joins it); the CLI tests that must
+exercise a whole process start their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from actors.process_tree import read_node_memory
+from benchmarks.site import GallerySite, SiteConfig
+from config.records import Status
+from coordinator.driver import run_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.ray]
+
+MiB = 2**20
+RUN_TIMEOUT_S = 600.0
+LANDMARK = [str(Path(sys.executable).with_name("landmark"))]  # the installed console script
+EXAMPLE = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+
+
+def run_to_end(job) -> dict[str, Any]:
+    return run_job(job, job.source_urls(), out_dir=job.output.dir, show_progress=False)
+
+
+def assert_exact(run, truth: list[dict[str, Any]]) -> None:
+    """One record per container, none failed, every field right."""
+    counts = Counter(run.ids)
+    assert [i for i, n in counts.items() if n > 1] == [], "duplicated records"
+    assert set(counts) == {item["id"] for item in truth}, "lost or unknown containers"
+    failed = [(r["id"], r["errors"]) for r in run.records if r["status"] == Status.FAILED]
+    assert failed == []
+    score = run.score
+    assert (score.accuracy, score.lost, score.duplicates) == (1.0, 0, 0), score.wrong
+
+
+def site_stats(site: GallerySite) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{site.url}api/stats", timeout=10) as response:
+        return json.load(response)
+
+
+# -- the full run, both modes ----------------------------------------------------
+@pytest.mark.parametrize("mode", ["click", "link"])
+def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mode):
+    config = SiteConfig(items=500, label_variants=True, missing_rate=0.05)
+    with GallerySite(config) as site:
+        job = gallery_job(site.url, **{"containers.open": mode, "budget.actors": 2})
+        returned = run_to_end(job)
+        finished = read_run(job, site.truth())
+
+    assert_exact(finished, site.truth())
+    summary = finished.summary
+    assert returned["records"] == summary["records"] == config.items
+    assert summary["completed"] is True
+    assert {k: v for k, v in summary["by_status"].items() if v} == finished.by_status()
+    assert summary["per_minute"] > 0
+    assert summary["latency_ms"]["p95"] >= summary["latency_ms"]["p50"] > 0
+    assert summary["dom_cache"]["hits"] > 0
+    assert summary["peak_tree_pss"] > 0
+    assert len(summary["actors"]) == 2  # both actors ran to the end and reported
+    assert summary["actor_deaths"] == 0
+
+
+# -- crashes -------------------------------------------------------------------------
+def test_run_survives_a_killed_actor_and_a_killed_browser(
+    ray_session, gallery_job, read_run, session_processes, browser_main
+):
+    config = SiteConfig(items=500, latency_ms=20)
+    with GallerySite(config) as site:
+        job = gallery_job(site.url, **{"budget.actors": 2})
+        outcome: dict[str, Any] = {}
+
+        def drive() -> None:
+            try:
+                outcome["summary"] = run_to_end(job)
+            except BaseException as error:  # reported by the main thread
+                outcome["error"] = error
+
+        driver = threading.Thread(target=drive, name="run_job", daemon=True)
+        driver.start()
+        actors = wait_for_progress(site, session_processes, driver, at_least=100)
+        victim, survivor = actors[0], actors[1]
+        browser = browser_main(survivor)
+        assert browser is not None, "no Chromium found under the surviving actor"
+        os.kill(victim.pid, signal.SIGKILL)  # as abrupt as a crash or the OOM killer
+        os.kill(browser.pid, signal.SIGKILL)
+        driver.join(RUN_TIMEOUT_S)
+        assert not driver.is_alive(), f"the run did not finish within {RUN_TIMEOUT_S}s"
+        assert "error" not in outcome, outcome.get("error")
+        finished = read_run(job, site.truth())
+
+    assert_exact(finished, site.truth())
+    assert finished.summary["actor_deaths"] >= 1
+    assert finished.summary["completed"] is True
+    relaunches = sum(stats["relaunches"] for stats in finished.summary["actors"])
+    assert relaunches >= 1  # the survivor relaunched its browser
+
+
+def wait_for_progress(site, session_processes, driver, at_least: int) -> list:
+    """Block until the site has served ``at_least`` items; return the live BrowserActors."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert driver.is_alive(), "the run ended before the actors could be killed"
+        actors = session_processes("ray::BrowserActor")
+        if site_stats(site)["items_attempted"] >= at_least and len(actors) >= 2:
+            return actors
+        driver.join(0.1)
+    pytest.fail(f"fewer than {at_least} items attempted within {RUN_TIMEOUT_S}s")
+
+
+# -- misbehaving site --------------------------------------------------------------
+def test_retries_recover_every_failing_container(ray_session, gallery_job, read_run):
+    config = SiteConfig(items=120, fail_rate=0.1, fail_attempts=1)
+    with GallerySite(config) as site:
+        job = gallery_job(site.url, **{"budget.actors": 2})
+        run_to_end(job)
+        truth = site.truth()
+        served = site_stats(site)["failures_served"]
+        finished = read_run(job, truth)
+
+    failing = [item for item in truth if item["fails"]]
+    assert failing, "the site config injected no failures"
+    assert served >= len(failing)
+    assert_exact(finished, truth)
+    assert finished.summary["retries"] > 0
+    by_id = {record["id"]: record for record in finished.records}
+    assert all(by_id[item["id"]]["attempts"] >= 2 for item in failing)
+
+
+# -- memory pressure ---------------------------------------------------------------
+def test_shedding_under_memory_pressure_drops_nothing(ray_session, gallery_job, read_run):
+    """Limits just under what the node already uses: the first verdict is shed, and the run
+    must still finish everything at the floor of in-flight containers."""
+    used = read_node_memory().used
+    config = SiteConfig(items=60)
+    with GallerySite(config) as site:
+        job = gallery_job(
+            site.url,
+            **{
+                "budget.actors": 2,
+                "budget.memory_throttle": used - 200 * MiB,
+                "budget.memory_shed": used - 100 * MiB,
+                "budget.min_in_flight": 2,
+            },
+        )
+        run_to_end(job)
+        finished = read_run(job, site.truth())
+
+    assert_exact(finished, site.truth())
+    assert finished.summary["shed_events"] >= 1
+    assert finished.summary["completed"] is True
+
+
+# -- bad inputs ----------------------------------------------------------------------
+def test_invalid_job_file_exits_2_naming_file_and_field(tmp_path):
+    job_file = tmp_path / "bad.yaml"
+    job_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad",
+                "sources": {"urls": ["http://127.0.0.1:1/"]},
+                "fields": [{"name": "title", "lable": ["Title"]}],
+                "budget": {"actors": "many"},
+            }
+        )
+    )
+
+    result = landmark(["run", str(job_file), "--quiet"], cwd=tmp_path, timeout=120)
+
+    assert result.returncode == 2, result
+    assert str(job_file) in result.stderr
+    assert "fields[0].lable" in result.stderr
+    assert "budget.actors" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unreachable_source_gives_a_failed_discover_record(
+    ray_session, tmp_path, closed_port, capsys
+):
+    from coordinator.cli import main
+
+    source = f"http://127.0.0.1:{closed_port}/"
+    job_file = tmp_path / "job.yaml"
+    example = yaml.safe_load(EXAMPLE.read_text())
+    example["sources"]["urls"] = [source]
+    example["output"]["dir"] = str(tmp_path / "out")
+    job_file.write_text(yaml.safe_dump(example))
+
+    status = main(["run", str(job_file), "--quiet"])
+
+    assert status == 0, capsys.readouterr()
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    [record] = [json.loads(line) for line in lines]
+    assert record["status"] == Status.FAILED
+    assert record["source"] == source
+    assert record["errors"][0]["phase"] == "discover"
+    assert record["errors"][0]["reason"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["discovery_failures"] == 1 and summary["records"] == 1
+
+
+def test_demo_command_scores_100_percent(tmp_path):
+    result = landmark(
+        ["demo", "--items", "60", "--quiet", "--out", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+    assert result.returncode == 0, result
+    assert "accuracy: 100.00%" in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# -- helpers -------------------------------------------------------------------------
+def landmark(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The ``landmark`` command in its own process, as a user runs it."""
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    return subprocess.run(
+        LANDMARK + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
