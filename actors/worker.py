@@ -521,7 +521,7 @@ class BrowserWorker:
     async def _download(self, record: Record, slot_page_url: str) -> None:
         spec = self.job.download
         assert spec is not None
-        url = record.fields.get(spec.field) if spec.field else None
+        url = record.fields.get(spec.field)
         if not url:
             record.errors.append(Problem(phase=Phase.DOWNLOAD, reason="nothing to download"))
             return

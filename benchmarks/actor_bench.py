@@ -60,32 +60,66 @@ WRONG_ROW = {"created": 3, "prompt": 2, "model": 6, "seed": 7, "dimensions": 5}
 # -- measurements ---------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+def process_kind(proc: psutil.Process) -> str:
+    """driver (Playwright's node), browser (Chromium's main process), renderer, or other."""
+    try:
+        command = proc.cmdline()
+    except psutil.Error:
+        return "other"
+    if not command:
+        return "other"
+    if Path(command[0]).name == "node":
+        return "driver"
+    types = [part for part in command if part.startswith("--type=")]
+    if not types:
+        return "browser"
+    return "renderer" if types[0] == "--type=renderer" else "other"
+
+
+def direct_children() -> set[int]:
+    return {child.pid for child in psutil.Process().children()}
+
+
 class CpuMeter:
-    """CPU seconds used by this process and by its browser children, between two readings."""
+    """CPU seconds by process kind between start() and stop(): this process ("python", only
+    when no roots are given) and the process trees under ``roots`` (default: all children).
+    A process that exits in between takes its CPU time with it."""
 
-    own: float = 0.0
-    tree: float = 0.0
-    _procs: dict[int, psutil.Process] = field(default_factory=dict)
+    def __init__(self, roots: set[int] | None = None) -> None:
+        self._roots = roots
+        self._procs: dict[int, psutil.Process] = {}
+        self._start: dict[int, tuple[str, float]] = {}
 
-    def read(self) -> tuple[float, float]:
+    def _read(self) -> dict[int, tuple[str, float]]:
         me = psutil.Process()
-        own = sum(me.cpu_times()[:2])
-        tree = 0.0
-        for child in me.children(recursive=True):
-            proc = self._procs.setdefault(child.pid, child)
+        readings: dict[int, tuple[str, float]] = {}
+        if self._roots is None:
+            readings[me.pid] = ("python", sum(me.cpu_times()[:2]))
+            tops = me.children()
+        else:
+            tops = [psutil.Process(pid) for pid in self._roots if psutil.pid_exists(pid)]
+        for top in tops:
             try:
-                tree += sum(proc.cpu_times()[:2])
+                tree = [top, *top.children(recursive=True)]
             except psutil.Error:
                 continue
-        return own, tree
+            for child in tree:
+                proc = self._procs.setdefault(child.pid, child)
+                try:
+                    readings[proc.pid] = (process_kind(proc), sum(proc.cpu_times()[:2]))
+                except psutil.Error:
+                    continue
+        return readings
 
     def start(self) -> None:
-        self.own, self.tree = self.read()
+        self._start = self._read()
 
-    def stop(self) -> tuple[float, float]:
-        own, tree = self.read()
-        return own - self.own, tree - self.tree
+    def stop(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for pid, (kind, seconds) in self._read().items():
+            before = self._start.get(pid, (kind, 0.0))[1]
+            used[kind] = used.get(kind, 0.0) + seconds - before
+        return used
 
 
 @dataclass(slots=True)
@@ -99,8 +133,7 @@ class Run:
     overhead_ms: list[float] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, list[float]] = field(default_factory=dict)
-    cpu_own_s: float = 0.0
-    cpu_tree_s: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds by process kind
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,7 +155,7 @@ async def measured(name: str, body: Callable[[Run], Awaitable[None]]) -> Run:
     began = time.monotonic()
     await body(run)
     run.wall_s = time.monotonic() - began
-    run.cpu_own_s, run.cpu_tree_s = meter.stop()
+    run.cpu = meter.stop()
     return run
 
 
@@ -315,9 +348,12 @@ def accuracy(truth: list[dict[str, Any]], run: Run) -> float:
 
 
 def cpu_per_container(run: Run) -> str:
-    own = run.cpu_own_s / run.count * 1000 if run.count else 0.0
-    tree = run.cpu_tree_s / run.count * 1000 if run.count else 0.0
-    return f"cpu/container python {own:.1f} ms, browser tree {tree:.1f} ms"
+    if not run.count or not run.cpu:
+        return "cpu/container: not measured"
+    kinds = ("python", "driver", "browser", "renderer", "other")
+    parts = [f"{kind} {run.cpu.get(kind, 0.0) / run.count * 1000:.1f}" for kind in kinds]
+    total = sum(run.cpu.values()) / run.count * 1000
+    return f"cpu ms/container: {', '.join(parts)}; total {total:.1f}"
 
 
 def phase_medians(run: Run) -> str:
@@ -381,30 +417,41 @@ def load() -> str:
 
 async def bench_sequential(bench: Bench, mode: str) -> Run:
     """Concurrency 1, actor and bare alternating container by container (a noisy machine
-    hurts both alike): per-container wall time minus the site's injected latency."""
+    hurts both alike): per-container wall time minus the site's injected latency. CPU is
+    metered per browser tree, and this process's CPU per side by thread time (the loop
+    runs one side at a time)."""
     job = bench.job(mode, 1)
-    async with (
-        started_worker(job, bench.found) as worker,
-        bare_pages(bench.found, 1, job.browser.viewport) as (page,),
-    ):
-        containers = (await discover_all(worker, bench.url))[: bench.sequential]
-        await worker.extract(containers[:2])  # first navigation, first learner samples
-        if mode == "click":
-            await page.goto(bench.url, wait_until="domcontentloaded")
-        actor = Run(f"actor {mode} 1p (c=1)", len(containers), 0.0)
-        bare = Run(f"bare {mode} 1p (c=1)", len(containers), 0.0)
-        for container in containers:
-            began = time.monotonic()
-            (record,) = await worker.extract([container])
-            note(actor, container.id, began, bench.latency, record_dict(record))
-            add_timings(actor, record)
-            began = time.monotonic()
+    before = direct_children()
+    async with started_worker(job, bench.found) as worker:
+        actor_tree = direct_children() - before
+        async with bare_pages(bench.found, 1, job.browser.viewport) as (page,):
+            bare_tree = direct_children() - before - actor_tree
+            containers = (await discover_all(worker, bench.url))[: bench.sequential]
+            await worker.extract(containers[:2])  # first navigation, first learner samples
             if mode == "click":
-                answer = await bare_click_one(page, container.position)
-            else:
-                answer = await bare_link_one(page, bench.url, container.id)
-            note(bare, container.id, began, bench.latency, answer)
-        actor.extra["cache"] = worker.stats()["cache"]
+                await page.goto(bench.url, wait_until="domcontentloaded")
+            actor = Run(f"actor {mode} 1p (c=1)", len(containers), 0.0)
+            bare = Run(f"bare {mode} 1p (c=1)", len(containers), 0.0)
+            meters = {"actor": CpuMeter(actor_tree), "bare": CpuMeter(bare_tree)}
+            python = {"actor": 0.0, "bare": 0.0}
+            for meter in meters.values():
+                meter.start()
+            for container in containers:
+                began, cpu = time.monotonic(), time.thread_time()
+                (record,) = await worker.extract([container])
+                python["actor"] += time.thread_time() - cpu
+                note(actor, container.id, began, bench.latency, record_dict(record))
+                add_timings(actor, record)
+                began, cpu = time.monotonic(), time.thread_time()
+                if mode == "click":
+                    answer = await bare_click_one(page, container.position)
+                else:
+                    answer = await bare_link_one(page, bench.url, container.id)
+                python["bare"] += time.thread_time() - cpu
+                note(bare, container.id, began, bench.latency, answer)
+            for name, run in (("actor", actor), ("bare", bare)):
+                run.cpu = meters[name].stop() | {"python": python[name]}
+            actor.extra["cache"] = worker.stats()["cache"]
     print_sequential(actor, bench.truth)
     print_sequential(bare, bench.truth)
     return actor

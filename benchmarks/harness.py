@@ -96,7 +96,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
     began = time.monotonic()
     try:
         for name in names:
-            path = run_scenario(bench, name, context, args.results_dir)
+            try:
+                path = run_scenario(bench, name, context, args.results_dir)
+            except Exception as error:  # one broken scenario must not stop 'all'
+                bench.failures.append(f"{name}: {type(error).__name__}: {error}")
+                bench.say(f"{name} failed: {error}")
+                continue
             bench.say(f"{name}: wrote {path}")
     except KeyboardInterrupt:
         bench.say("interrupted; results so far are in " + str(args.results_dir))

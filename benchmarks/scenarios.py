@@ -20,11 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import ContenderProcess, Kind, Mode, Outcome, RunSpec, Samples
+from benchmarks.contenders import (
+    ContenderProcess,
+    Kind,
+    Mode,
+    Outcome,
+    RunSpec,
+    Samples,
+    WorkerError,
+)
 from benchmarks.scoring import score
 from benchmarks.site import SiteConfig, start_site_process
 
 GiB = 2**30
+START_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +123,16 @@ class Bench:
         process = self.workers.get(kind)
         if process is None:
             process = ContenderProcess(kind, self.scratch / "logs" / f"{kind}.log")  # type: ignore[arg-type]
-            self.say(f"starting the {kind} worker")
-            self.workers[kind] = process.start()
+            for attempt in range(START_ATTEMPTS):
+                self.say(f"starting the {kind} worker")
+                try:
+                    self.workers[kind] = process.start()
+                    break
+                except WorkerError as error:  # e.g. Ray timing out on a loaded machine
+                    process.stop()
+                    self.say(f"{error}")
+                    if attempt == START_ATTEMPTS - 1:
+                        raise
         return process
 
     def close(self) -> None:
@@ -136,7 +153,13 @@ class Bench:
     ) -> dict[str, Any]:
         """One scored run as a JSON row; a lost or duplicated container is recorded as a failure."""
         self._runs += 1
-        outcome, samples = self.worker(contender.kind).run(spec, interval)
+        try:
+            outcome, samples = self.worker(contender.kind).run(spec, interval)
+        except WorkerError as error:
+            outcome, samples = (
+                Outcome(label=spec.label, kind=spec.kind, error=str(error)),
+                Samples(),
+            )
         row = _row(contender, spec, outcome, samples, truth, cell, repeat)
         if keep_series:
             row["series"] = samples.series()
@@ -354,6 +377,11 @@ def spike(bench: Bench, sources: int = 10) -> dict[str, Any]:
         calm_spec = contender.spec([sites[0].url], mode, items, bench.scratch / "runs" / "calm")
         calm = bench.run(contender, calm_spec, truths[0], calm_cell)
         peak = calm["memory"].get("node_used_max") or 0
+        if calm.get("error") or not peak:
+            return {
+                "params": {"sources": sources, "skipped": "the calm run failed"},
+                "runs": [calm],
+            }
         throttle, shed = peak + GiB // 4, peak + GiB // 2
         for running in sites:
             reset_site(running.url)

@@ -177,20 +177,12 @@ class FieldSpec(Spec):
 
 
 class DownloadSpec(Spec):
-    field: str | None = Field(
-        default=None, description="The url-typed field whose value is downloaded."
-    )
-    selector: str | None = Field(
-        default=None, description="Or: the link element (href) to download, inside the item."
-    )
+    """Download one file per container: the URL a url-typed field resolved to (e.g. the
+    ``href`` of a "Download" link, found like any other field)."""
+
+    field: str = Field(description="The field whose value (a URL) is downloaded.")
     dir: Path = Field(default=Path("downloads"), description="Relative to the output folder.")
     max_bytes: ByteSize = Field(default=50 * 2**20, description="Downloads larger are cut off.")
-
-    @model_validator(mode="after")
-    def _has_a_target(self) -> DownloadSpec:
-        if (self.field is None) == (self.selector is None):
-            raise ValueError("give exactly one of 'field' or 'selector' to download")
-        return self
 
 
 class BudgetSpec(Spec):
@@ -318,7 +310,7 @@ class JobSpec(Spec):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"field names must be unique; repeated: {', '.join(duplicates)}")
-        if self.download and self.download.field and self.download.field not in names:
+        if self.download and self.download.field not in names:
             raise ValueError(f"download.field {self.download.field!r} is not one of the fields")
         return self
 

@@ -105,9 +105,9 @@ def two_node_cluster(found_browser):
 def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     address, env = two_node_cluster
     out = tmp_path / "demo"
+    options = ["--address", address, "--quiet", "--out", str(out)]
     demo = subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", "demo", "--items", str(ITEMS)]
-        + ["--address", address, "--quiet", "--out", str(out)],
+        [sys.executable, "-m", "coordinator.cli", "demo", "--items", str(ITEMS), *options],
         cwd=tmp_path,  # the working_dir upload must not depend on the caller's directory
         env=env,
         capture_output=True,
@@ -132,6 +132,8 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     seen = json.loads(probe.stdout.strip().splitlines()[-1])
     assert len(seen["nodes"]) == 2
     browser_nodes = {actor["node"] for actor in seen["actors"] if actor["class"] == "BrowserActor"}
-    coordinator_nodes = {actor["node"] for actor in seen["actors"] if actor["class"] == "Coordinator"}
+    coordinator_nodes = {
+        actor["node"] for actor in seen["actors"] if actor["class"] == "Coordinator"
+    }
     assert browser_nodes == set(seen["nodes"]), "each node should have run a BrowserActor"
     assert len(coordinator_nodes) == 1

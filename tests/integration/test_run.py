@@ -65,9 +65,10 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
     with GallerySite(config) as site:
         job = gallery_job(site.url, **{"containers.open": mode, "budget.actors": 2})
         returned = run_to_end(job)
-        finished = read_run(job, site.truth())
+        truth = site.truth()
+    finished = read_run(job, truth)
 
-    assert_exact(finished, site.truth())
+    assert_exact(finished, truth)
     summary = finished.summary
     assert returned["records"] == summary["records"] == config.items
     assert summary["completed"] is True
@@ -106,9 +107,10 @@ def test_run_survives_a_killed_actor_and_a_killed_browser(
         driver.join(RUN_TIMEOUT_S)
         assert not driver.is_alive(), f"the run did not finish within {RUN_TIMEOUT_S}s"
         assert "error" not in outcome, outcome.get("error")
-        finished = read_run(job, site.truth())
+        truth = site.truth()
+    finished = read_run(job, truth)
 
-    assert_exact(finished, site.truth())
+    assert_exact(finished, truth)
     assert finished.summary["actor_deaths"] >= 1
     assert finished.summary["completed"] is True
     relaunches = sum(stats["relaunches"] for stats in finished.summary["actors"])
@@ -163,9 +165,10 @@ def test_shedding_under_memory_pressure_drops_nothing(ray_session, gallery_job, 
             },
         )
         run_to_end(job)
-        finished = read_run(job, site.truth())
+        truth = site.truth()
+    finished = read_run(job, truth)
 
-    assert_exact(finished, site.truth())
+    assert_exact(finished, truth)
     assert finished.summary["shed_events"] >= 1
     assert finished.summary["completed"] is True
 

@@ -1,0 +1,83 @@
+"""Media downloads: streamed to disk under a cap, safely named, hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from actors.downloads import download_to_file, safe_file_name
+from benchmarks.site import GallerySite, SiteConfig
+
+
+@pytest.fixture(scope="module")
+def site():
+    with GallerySite(SiteConfig(items=5)) as running:
+        yield running
+
+
+def test_safe_file_name_keeps_names_tame():
+    assert safe_file_name("abc", "http://x/media/a%20b.png?x=1") == "abc-a_b.png"
+    assert safe_file_name("../../etc", "http://x/passwd") == "etc-passwd"
+    assert safe_file_name("id", "http://x/") == "id-download"
+    assert len(safe_file_name("i" * 300, "http://x/y")) == 200
+
+
+def test_download_streams_to_disk_with_its_sha256(run, site, tmp_path: Path):
+    item = site.truth()[0]
+    url = item["fields"]["image"]
+    body = urllib.request.urlopen(url, timeout=10).read()
+    result = run(download_to_file(url, tmp_path / "media", item["id"], max_bytes=10**7))
+    saved = Path(result["path"])
+    assert saved.parent == tmp_path / "media" and saved.read_bytes() == body
+    assert result["sha256"] == hashlib.sha256(body).hexdigest()
+    assert (result["bytes"], result["truncated"]) == (len(body), False)
+    assert not list(saved.parent.glob("*.part"))
+
+
+def test_download_over_the_cap_is_cut_and_says_so(run, site, tmp_path: Path):
+    url = site.truth()[1]["fields"]["image"]
+    result = run(download_to_file(url, tmp_path, "x", max_bytes=100))
+    assert (result["bytes"], result["truncated"]) == (100, True)
+    assert Path(result["path"]).stat().st_size == 100
+
+
+def test_download_http_error_is_an_oserror_with_the_status(run, site, tmp_path: Path):
+    with pytest.raises(OSError, match="HTTP 404"):
+        run(download_to_file(site.url + "media/nope.png", tmp_path, "x", max_bytes=100))
+
+
+def test_worker_downloads_the_field_it_resolved(run, site, tmp_path: Path):
+    from actors.worker import BrowserWorker
+    from config.loading import load_job
+
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "gallery.yaml"
+    job = load_job(
+        example,
+        {
+            "sources.urls": [site.url],
+            "containers.open": "link",
+            "budget.pages_per_actor": 1,
+            "download": {"field": "image", "max_bytes": "1MiB"},
+            "timeouts.discovery_idle": "1s",
+        },
+    )
+
+    async def extract_two():
+        worker = BrowserWorker(job, "dl", out_dir=tmp_path)
+        await worker.start()
+        try:
+            containers = [c async for chunk in worker.discover(site.url) for c in chunk]
+            return await worker.extract(containers[:2])
+        finally:
+            await worker.close()
+
+    records = run(extract_two())
+    for record in records:
+        assert record.status == "ok", record.errors
+        saved = Path(record.download["path"])
+        assert saved.parent == tmp_path / "downloads"
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == record.download["sha256"]
+        assert "download" in record.timings
