@@ -63,12 +63,15 @@ def init_ray(address: str | None, actors: int) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(
-            address=address,
-            namespace=NAMESPACE,
-            runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES},
-            logging_level="WARNING",
-        )
+        try:
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES},
+                logging_level="WARNING",
+            )
+        except ConnectionError as error:
+            raise RunFailedError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
         return
     ray.init(
         address="local",
@@ -96,6 +99,9 @@ def run_job(
     from coordinator.actor import RemoteCoordinator
     from coordinator.progress import ProgressView
 
+    # Absolute: on a cluster the Coordinator's working directory is Ray's unpacked copy of
+    # the project, where a relative path would land the results out of the user's sight.
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     init_ray(address, job.budget.actors)
     metrics = create_metrics_actor(job.budget)

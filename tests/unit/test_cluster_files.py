@@ -22,12 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # cluster/ is not among the installed packages (pyproject.toml)
-    sys.path.insert(0, str(ROOT))
+from cluster import provision_grafana
+from cluster.provision_grafana import ProvisionError, build_parser, credential_from
 
-from cluster import provision_grafana  # noqa: E402
-from cluster.provision_grafana import ProvisionError, build_parser, credential_from  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CLUSTER = ROOT / "cluster"
 DASHBOARD = CLUSTER / "grafana" / "landmark-dashboard.json"
