@@ -142,10 +142,11 @@ async def _call(page: Page, expression: str, arg: Any, deadline: float) -> Settl
             answer = await page.evaluate(expression, arg)
     if answer.get("missing"):
         raise RuntimeError("landmarks.js could not be installed in the page")
-    return _settled(answer)
+    return parse_settled(answer)
 
 
-def _settled(answer: dict[str, Any]) -> Settled:
+def parse_settled(answer: dict[str, Any]) -> Settled:
+    """The page's answer to ``settle`` (or a call that ends in it) as a :class:`Settled`."""
     result = answer.get("result") or {}
     return Settled(
         state=answer["state"],

@@ -23,6 +23,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -30,7 +31,14 @@ from playwright.async_api import Error as PlaywrightError
 from actors.browser import FoundBrowser, find_browser, launch_browser
 from actors.dom_cache import DomCache
 from actors.downloads import download_to_file
-from actors.extraction import LANDMARKS_JS, field_plan, finish_value, settle_and_resolve
+from actors.extraction import (
+    LANDMARKS_JS,
+    Settled,
+    field_plan,
+    finish_value,
+    parse_settled,
+    settle_and_resolve,
+)
 from actors.learner import PerformanceLearner
 from actors.process_tree import tree_rss
 from config.job import IdSource, JobSpec, OpenMode
@@ -40,7 +48,20 @@ from config.settings import Settings
 GALLERY_JS = resources.files("actors").joinpath("gallery.js").read_text(encoding="utf-8")
 ERROR_SELECTOR = "[role=alert]"
 SEEK_MAX_STEPS = 10_000
+SETTLE_QUIET_MS = 100  # a panel with a field missing is read once the DOM is quiet this long
+
+# Click mode's hot path: open the card's panel and read it in one round trip.
+OPEN_AND_SETTLE = """async ([opening, spec, timeoutMs, quietMs, errorSelector]) => {
+  const opened = await window.__landmarkGallery.open(opening);
+  if (!opened.ok) return {opened};
+  const settled = await window.__landmark.settle(spec, timeoutMs, quietMs, errorSelector);
+  return {...settled, opened};
+}"""
 RSS_CHECK_EVERY = 50
+
+
+class OffSiteError(Exception):
+    """A navigation ended on a host the job does not allow (a redirect, or an IP literal)."""
 
 
 class BrowserGone(Exception):
@@ -107,7 +128,7 @@ class BrowserWorker:
             self._found = await asyncio.to_thread(find_browser, explicit)
         self._playwright = await async_playwright().start()
         for url in self.job.sources.urls:
-            self._allowed_hosts.add(domain_of(url))
+            self._allowed_hosts.add(urlsplit(url).hostname or "")
         self._allowed_hosts.update(self.job.browser.allow_domains)
         await self._launch()
 
@@ -115,7 +136,9 @@ class BrowserWorker:
         assert self._playwright is not None and self._found is not None
         headless = self.job.browser.headless
         headless = self._settings.headless if headless is None else headless
-        self._browser = await launch_browser(self._playwright, self._found, headless=headless)
+        self._browser = await launch_browser(
+            self._playwright, self._found, headless=headless, only_hosts=self._allowed_hosts
+        )
         await self._new_context()
 
     async def _new_context(self) -> None:
@@ -125,7 +148,7 @@ class BrowserWorker:
         context.set_default_timeout(self.job.timeouts.navigation.total_seconds() * 1000)
         await context.add_init_script(script=LANDMARKS_JS)
         await context.add_init_script(script=GALLERY_JS)
-        await self._block_foreign_navigation(context)
+        context.on("requestfailed", self._count_blocked)
         self._context = context
         pages = [await context.new_page() for _ in range(self.job.budget.pages_per_actor)]
         for page in pages:
@@ -133,20 +156,14 @@ class BrowserWorker:
         self._slots = [Slot(page) for page in pages]
         self._free = list(self._slots)
 
-    async def _block_foreign_navigation(self, context: BrowserContext) -> None:
-        """Abort requests to hosts the job did not allow; matched in the driver, not in Python."""
-        import re
-
-        hosts = "|".join(re.escape(host) for host in sorted(self._allowed_hosts))
-        if not hosts:
-            return
-        foreign = re.compile(rf"^https?://(?!(?:{hosts})(?:[/:?#]|$))")
-
-        async def abort(route) -> None:
+    def _count_blocked(self, request) -> None:
+        """Requests to hosts outside the job fail to resolve (see launch_browser): count them."""
+        if "ERR_NAME_NOT_RESOLVED" in (request.failure or ""):
             self.counters.blocked_requests += 1
-            await route.abort("blockedbyclient")
 
-        await context.route(foreign, abort)
+    def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme not in {"http", "https"} or parts.hostname in self._allowed_hosts
 
     def _dismiss_dialog(self, dialog) -> None:
         """alert/confirm/prompt would block the page until answered: dismiss at once."""
@@ -285,7 +302,7 @@ class BrowserWorker:
                         DomCache.key(domain, "gallery", None), step["scroller"], spec.selector
                     )
                     return
-        except PlaywrightError as error:
+        except (PlaywrightError, OffSiteError) as error:
             raise RuntimeError(f"discovery of {source} failed: {_first_line(error)}") from None
         finally:
             await self._release(slot)
@@ -370,6 +387,9 @@ class BrowserWorker:
         except BrowserGone as gone:
             slot.gallery = None
             record = self._failure(container, progress.phase, f"browser gone: {gone}")
+        except OffSiteError as off_site:
+            slot.gallery = None
+            record = self._failure(container, progress.phase, str(off_site), retryable=False)
         except PlaywrightError as error:
             slot.gallery = None
             reason = _first_line(error)
@@ -394,38 +414,36 @@ class BrowserWorker:
         spec = self.job.containers
         cache_key = DomCache.key(domain, container.open, spec.panel_selector)
         plan = self._plan(domain, cache_key)
-        settle_deadline = self._deadline(domain, "settle")
+        settle = [
+            {
+                "root": spec.panel_selector if container.open == OpenMode.CLICK else None,
+                "fields": plan,
+            },
+            self._deadline(domain, "settle").total_seconds() * 1000,
+            SETTLE_QUIET_MS,
+            ERROR_SELECTOR,
+        ]
         if container.open == OpenMode.CLICK:
-            root = spec.panel_selector
-            failure = await self._open_by_click(slot, container, progress)
+            settled = await self._click_and_settle(slot, container, settle, progress)
         else:
-            root = None
-            failure = await self._open_by_link(slot, container, progress)
-        if failure is not None:
-            return failure
-        progress.phase = Phase.WAIT
-        settled = await settle_and_resolve(
-            slot.page,
-            root,
-            plan,
-            timeout=settle_deadline,
-            quiet=timedelta(milliseconds=100),
-            error_selector=ERROR_SELECTOR,
-        )
+            settled = await self._navigate_and_settle(slot, container, settle, progress)
+        if isinstance(settled, Record):
+            return settled
         progress.mark("wait")
         return await self._record_from(
             container, settled, slot.page.url, domain, cache_key, plan, progress
         )
 
-    async def _open_by_click(self, slot: Slot, container: Container, progress: _Progress):
+    async def _click_and_settle(self, slot, container, settle, progress) -> Settled | Record:
+        """Click the card and read its panel in ONE page call: open, wait and resolve."""
         progress.phase = Phase.OPEN
         if slot.gallery != container.source:
             await self._goto(slot, container.source)
             slot.gallery = container.source
-        spec = self.job.containers
         domain = domain_of(container.source)
         idle = self._deadline(domain, "discover_idle", self.job.timeouts.discovery_idle)
-        args = self._gallery_args(idle) | {
+        spec = self.job.containers
+        opening = self._gallery_args(idle) | {
             "id": container.id,
             "href": container.url,
             "panelSelector": spec.panel_selector,
@@ -434,14 +452,33 @@ class BrowserWorker:
             "readyMs": self._deadline(domain, "first_card").total_seconds() * 1000,
             "maxSteps": SEEK_MAX_STEPS,
         }
-        opened = await slot.page.evaluate("(a) => window.__landmarkGallery.open(a)", args)
-        progress.mark("open")
+        grace = self.job.timeouts.navigation.total_seconds() + settle[1] / 1000
+        async with asyncio.timeout(grace):
+            answer = await slot.page.evaluate(OPEN_AND_SETTLE, [opening, *settle])
+        opened = answer["opened"]
         for part in ("closeMs", "seekMs", "clickMs"):
             if part in opened:
                 progress.timings[part[:-2]] = round(opened[part], 2)
         if not opened["ok"]:
+            progress.mark("open")
             return self._failure(container, Phase.OPEN, opened["reason"])
-        return None
+        progress.phase = Phase.WAIT
+        return parse_settled(answer)
+
+    async def _navigate_and_settle(self, slot, container, settle, progress) -> Settled | Record:
+        failure = await self._open_by_link(slot, container, progress)
+        if failure is not None:
+            return failure
+        progress.phase = Phase.WAIT
+        root, plan = settle[0]["root"], settle[0]["fields"]
+        return await settle_and_resolve(
+            slot.page,
+            root,
+            plan,
+            timeout=timedelta(milliseconds=settle[1]),
+            quiet=timedelta(milliseconds=SETTLE_QUIET_MS),
+            error_selector=ERROR_SELECTOR,
+        )
 
     async def _open_by_link(self, slot: Slot, container: Container, progress: _Progress):
         progress.phase = Phase.OPEN
@@ -467,6 +504,8 @@ class BrowserWorker:
             if not self._browser_alive():
                 raise BrowserGone("the browser disconnected during navigation") from None
             raise
+        if not self._allowed(slot.page.url):
+            raise OffSiteError(f"the page left the job's hosts for {slot.page.url}")
         self.learner.observe(domain_of(url), "navigate", time.monotonic() - started)
         return response
 
@@ -498,12 +537,15 @@ class BrowserWorker:
             strategy = raw.get("strategy")
             strategies[spec.name] = strategy
             paths[spec.name] = raw.get("path")
-            order = orders[spec.name]
-            tried = order[: order.index(strategy) + 1] if strategy in order else order
-            self.learner.record_strategy(domain, spec.name, tried, strategy)
             value, error = None, raw.get("error") or "not found"
             if raw.get("value") is not None:
                 value, error = finish_value(spec, raw["value"], page_url)
+            # A value that fails its pattern or type is no win for the strategy that found it.
+            order = orders[spec.name]
+            tried = order[: order.index(strategy) + 1] if strategy in order else order
+            self.learner.record_strategy(
+                domain, spec.name, tried, strategy if error is None else None
+            )
             record.fields[spec.name] = value
             if strategy:
                 record.strategies[spec.name] = strategy

@@ -8,11 +8,7 @@ but the coordinator's own work is measured. Printed: containers/s end to end
 time to the first record. ``--profile`` samples the coordinator's process with
 py-spy for the whole run and prints where its time goes.
 
-How the stand-in gets in: the Coordinator creates ``BrowserActor`` in ``_spawn``
-from the name ``coordinator.actor.BrowserActor``. ``NoopCoordinator`` rebinds
-that name to ``NoopActor`` in its own constructor, i.e. inside the Ray worker
-process that runs it (a patch made in this driver process would not reach it).
-That process runs nothing else, so the rebinding cannot leak into a real run.
+The stand-in gets in through the Coordinator's ``actor_class`` argument.
 """
 
 from __future__ import annotations
@@ -39,19 +35,30 @@ from coordinator.actor import Coordinator
 SOURCE = "http://127.0.0.1:9/"  # never opened: NoopActor discovers without a browser
 POLL_S = 0.005  # progress polling until the first record, then none
 TARGET_PER_S = 5_000
+RAY_START_ATTEMPTS = 3
 
 
 class NoopCoordinator(Coordinator):
-    """The real Coordinator, spawning NoopActors instead of BrowserActors."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        import coordinator.actor
-
-        coordinator.actor.BrowserActor = NoopActor
-        super().__init__(*args, **kwargs)
+    """The real Coordinator (given NoopActor as its actor class), which tells its pid."""
 
     async def pid(self) -> int:
         return os.getpid()
+
+
+def start_ray(actors: int, attempts: int = RAY_START_ATTEMPTS) -> bool:
+    """A local Ray; on a busy machine its 30 s node start-up limit can pass, so try again."""
+    import ray
+
+    from coordinator.driver import init_ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            init_ray(None, actors)
+            return True
+        except Exception as error:  # Ray raises a bare Exception when its node is slow
+            ray.shutdown()
+            print(f"coordinator_bench: Ray did not start (try {attempt}/{attempts}): {error}")
+    return False
 
 
 def build_job(args: argparse.Namespace, out_dir: Path):
@@ -146,16 +153,15 @@ def wait_first_record(coordinator, done, started: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    from coordinator.driver import init_ray
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     out_dir = Path(tempfile.mkdtemp(prefix="coordinator-bench-"))
     job = build_job(args, out_dir)
     began = time.monotonic()
-    init_ray(None, args.actors)
+    if not start_ray(args.actors):
+        return 1
     ray_s = time.monotonic() - began
     remote = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(NoopCoordinator)
-    coordinator = remote.remote(job, [SOURCE], str(out_dir), None)
+    coordinator = remote.remote(job, [SOURCE], str(out_dir), None, NoopActor)
     pid = ray.get(coordinator.pid.remote())
     profile = out_dir / "coordinator.pyspy.txt" if args.profile else None
     profiler = start_profiler(pid, profile) if profile else None

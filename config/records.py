@@ -7,7 +7,7 @@ at the edge is where validation happens.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -102,6 +102,20 @@ class Record:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("retryable")
-        return data
+        """The results.jsonl line. Built by hand: ``dataclasses.asdict`` deep-copies
+        recursively and was a fifth of the coordinator's time per record."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "position": self.position,
+            "status": str(self.status),
+            "fields": self.fields,
+            "errors": [
+                {"phase": str(p.phase), "reason": p.reason, "field": p.field} for p in self.errors
+            ],
+            "attempts": self.attempts,
+            "timings": self.timings,
+            "strategies": self.strategies,
+            "actor": self.actor,
+            "download": self.download,
+        }

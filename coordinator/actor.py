@@ -258,10 +258,9 @@ class Coordinator:
 
     def _merge(self, lease, records: list[Record]) -> None:
         now = time.monotonic()
+        targets = {c.id: c.target for c in lease.containers}
         for record in records:
-            domain = domain_of(
-                next((c.target for c in lease.containers if c.id == record.id), record.source)
-            )
+            domain = domain_of(targets.get(record.id, record.source))
             completion = self.ledger.complete(lease.id, record, now)
             if completion.outcome is Outcome.DUPLICATE:
                 continue

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import pytest
 
+from actors.process_tree import pss_of, tree_pids
 from actors.worker import BrowserWorker
 from benchmarks.scoring import score
 from benchmarks.site import GallerySite, SiteConfig
@@ -270,6 +271,23 @@ def test_dom_cache_hits_and_learner_has_timings(run, mode_worker, main_site):
     assert stats["in_flight"] == 0
 
 
+def test_no_recycle_while_the_tree_is_under_its_memory_bound(run, mode_worker, main_site):
+    """Runs after the full extraction above: 300 containers, far from recycle_after (1000).
+
+    A recycle reloads every page (click mode re-scrolls the gallery), so recycling a tree
+    that is not actually over its bound costs throughput for nothing."""
+    if mode_worker.stats()["containers"] < 50:  # run on its own
+        chunks = guarded(run, discover_all(mode_worker, main_site.url))
+        guarded(run, extract_in_batches(mode_worker, [c for chunk in chunks for c in chunk]))
+    bound = mode_worker.job.browser.recycle_rss
+    # this whole test process (every browser in it) really uses less than one worker's bound
+    assert pss_of(tree_pids(os.getpid())) < bound
+
+    stats = mode_worker.stats()
+
+    assert stats["recycles"] == 0, mode_worker.counters.recycle_reasons
+
+
 # -- discovery -----------------------------------------------------------------
 def test_virtualised_gallery_yields_every_container_once(run, worker_for, tmp_path):
     config = SiteConfig(items=200, virtualize=True)
@@ -315,9 +333,7 @@ def test_failing_item_fails_retryably_then_succeeds(run, worker_for, tmp_path, m
     assert_matches_truth(truth, second)
 
 
-def test_killed_browser_fails_in_flight_containers_then_relaunches(
-    run, worker_for, tmp_path, found_browser
-):
+def test_killed_browser_fails_in_flight_containers_then_relaunches(run, worker_for, tmp_path):
     config = SiteConfig(items=48, latency_ms=300, jitter="none")
     with GallerySite(config) as site:
         before = browser_mains()

@@ -85,7 +85,7 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
 def test_run_survives_a_killed_actor_and_a_killed_browser(
     ray_session, gallery_job, read_run, session_processes, browser_main
 ):
-    config = SiteConfig(items=500, latency_ms=20)
+    config = SiteConfig(items=300, latency_ms=20)
     with GallerySite(config) as site:
         job = gallery_job(site.url, **{"budget.actors": 2})
         outcome: dict[str, Any] = {}
@@ -115,6 +115,9 @@ def test_run_survives_a_killed_actor_and_a_killed_browser(
     assert finished.summary["completed"] is True
     relaunches = sum(stats["relaunches"] for stats in finished.summary["actors"])
     assert relaunches >= 1  # the survivor relaunched its browser
+    # one replacement for one death: the run ends with as many actors as the job asked for
+    names = sorted(stats["name"] for stats in finished.summary["actors"])
+    assert len(names) == job.budget.actors, names
 
 
 def wait_for_progress(site, session_processes, driver, at_least: int) -> list:
