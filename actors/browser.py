@@ -111,8 +111,8 @@ def only_hosts_rule(hosts: Iterable[str]) -> str:
     The browser refuses every other host name before a byte leaves it, for pages,
     frames and subresources alike, at no cost per request — unlike request
     interception, which sends each request through the driver and turns the HTTP
-    cache off. IP literals are not names and are not covered; the worker checks
-    where a navigation ended instead."""
+    cache off. IP literals are mapped too (a test sees 127.0.0.2 refused when only
+    127.0.0.1 is allowed); the worker still checks where each navigation ended."""
     excluded = ", ".join(f"EXCLUDE {host}" for host in sorted(set(hosts)))
     return f"MAP * ~NOTFOUND, {excluded}" if excluded else "MAP * ~NOTFOUND"
 

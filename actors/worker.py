@@ -40,7 +40,7 @@ from actors.extraction import (
     settle_and_resolve,
 )
 from actors.learner import PerformanceLearner
-from actors.process_tree import tree_rss
+from actors.process_tree import pss_of, tree_pids
 from config.job import IdSource, JobSpec, OpenMode
 from config.records import Container, Phase, Problem, Record, Status, domain_of
 from config.settings import Settings
@@ -61,7 +61,8 @@ RSS_CHECK_EVERY = 50
 
 
 class OffSiteError(Exception):
-    """A navigation ended on a host the job does not allow (a redirect, or an IP literal)."""
+    """A navigation ended on a host the job does not allow (the resolver rules should have
+    stopped it; this is the check that does not depend on them)."""
 
 
 class BrowserGone(Exception):
@@ -185,9 +186,9 @@ class BrowserWorker:
             await self._playwright.stop()
             self._playwright = None
 
-    def browser_pid_tree_rss(self) -> int:
-        """RSS of this process and its children: the Playwright driver and the browser."""
-        return tree_rss(os.getpid())
+    def browser_tree_pss(self) -> int:
+        """PSS of this process and its children: the Playwright driver and the browser."""
+        return pss_of(tree_pids(os.getpid()))
 
     def request_recycle(self, reason: str) -> None:
         """Recreate the context once the slots in use come back (the MetricsActor asks this)."""
@@ -254,9 +255,16 @@ class BrowserWorker:
         if since >= self.job.browser.recycle_after:
             self._maintenance = f"recycle: {since} containers"
         elif since and since % RSS_CHECK_EVERY == 0:
-            rss = self.browser_pid_tree_rss()
-            if rss > self.job.browser.recycle_rss:
-                self._maintenance = f"recycle: tree RSS {rss >> 20} MiB over the bound"
+            task = asyncio.ensure_future(self._check_memory())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _check_memory(self) -> None:
+        """PSS, not RSS: summed RSS counts Chromium's shared pages once per process (3× here).
+        Measured in a thread: a page-table walk must not stall the pages on this loop."""
+        used = await asyncio.to_thread(self.browser_tree_pss)
+        if used > self.job.browser.recycle_rss and not self._maintenance:
+            self._maintenance = f"recycle: tree PSS {used >> 20} MiB over the bound"
 
     # -- deadlines -----------------------------------------------------------
     def _deadline(self, domain: str, operation: str, default: timedelta | None = None) -> timedelta:
@@ -303,6 +311,8 @@ class BrowserWorker:
                     )
                     return
         except (PlaywrightError, OffSiteError) as error:
+            if not self._browser_alive():
+                raise BrowserGone(f"the browser died discovering {source}") from None
             raise RuntimeError(f"discovery of {source} failed: {_first_line(error)}") from None
         finally:
             await self._release(slot)
@@ -522,6 +532,8 @@ class BrowserWorker:
         if settled.state == "timeout" and not any(
             raw.get("value") is not None for raw in settled.fields.values()
         ):
+            # The wait we gave up on is a sample too, so the next deadline grows with it.
+            self.learner.observe(domain, "settle", settled.waited_ms / 1000)
             return self._failure(container, Phase.WAIT, "no landmark appeared before the deadline")
         self.learner.observe(domain, "settle", settled.waited_ms / 1000)
         progress.phase = Phase.EXTRACT

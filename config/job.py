@@ -231,7 +231,11 @@ class TimeoutSpec(Spec):
         default=timedelta(seconds=10),
         description="A condition wait before the learner has samples (then p95 × margin).",
     )
-    wait_min: Duration = Field(default=timedelta(milliseconds=500), description="Learned floor.")
+    wait_min: Duration = Field(
+        default=timedelta(seconds=2),
+        description="Learned floor. Generous: a wait only runs this long when nothing appears "
+        "at all, and a busy machine stalls pages for a second now and then.",
+    )
     wait_max: Duration = Field(default=timedelta(seconds=30), description="Learned ceiling.")
     margin: float = Field(default=3.0, ge=1.0, description="Learned deadline = p95 × margin.")
     container: Duration = Field(

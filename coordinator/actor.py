@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class Coordinator:
         self._discovering = 0
         self._batches: set[asyncio.Task] = set()
         self._spawned = 0
+        self._starting = 0  # replacements created but not yet started
         self._rng = random.Random(1)
 
     # -- control (called by the driver) --------------------------------------
@@ -317,7 +319,14 @@ class Coordinator:
     async def _start_actors(self, count: int) -> None:
         await asyncio.gather(*(self._spawn() for _ in range(count)))
 
-    async def _spawn(self) -> ActorEntry | None:
+    async def _spawn(self, replacement: bool = False) -> ActorEntry | None:
+        try:
+            return await self._start_one()
+        finally:
+            if replacement:
+                self._starting -= 1
+
+    async def _start_one(self) -> ActorEntry | None:
         name = f"browser-{self._spawned}"
         self._spawned += 1
         slots = self.job.budget.pages_per_actor + self.job.budget.batch_size
@@ -340,10 +349,11 @@ class Coordinator:
         """Start a replacement for each dead actor while the replacement allowance lasts."""
         allowance = self.job.budget.actors * (1 + REPLACEMENTS_PER_ACTOR)
         live = sum(1 for entry in self.actors.values() if entry.alive)
-        missing = self.job.budget.actors - live
+        missing = self.job.budget.actors - live - self._starting
         started = False
         while missing > 0 and self._spawned < allowance:
-            task = asyncio.create_task(self._spawn())
+            self._starting += 1  # counted now: the task has not run yet when we look again
+            task = asyncio.create_task(self._spawn(replacement=True))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
             missing -= 1
@@ -356,6 +366,7 @@ class Coordinator:
 
         ``_discovering`` was counted up when the task was made, so the dispatch loop never
         mistakes a discovery that has not started yet for a finished run."""
+        reason = "no live actor to discover it"
         try:
             for _attempt in range(self.job.retries.max_attempts):
                 entry = self._discovery_actor()
@@ -367,11 +378,11 @@ class Coordinator:
                     entry.galleries.add(source)
                     return
                 except (RayActorError, OutOfMemoryError) as error:
-                    self._lost_actor(entry, f"discovery: {_short(error)}")
-                except RayError as error:
-                    self._source_failed(source, _short(error))
-                    return
-            self._source_failed(source, "no actor could finish discovering it")
+                    reason = _short(error)
+                    self._lost_actor(entry, f"discovery: {reason}")
+                except RayError as error:  # the page failed (crash, network): try again
+                    reason = _short(error)
+            self._source_failed(source, reason)
         finally:
             self._discovering -= 1
             self._wake.set()
@@ -527,9 +538,14 @@ class Coordinator:
         }
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
+    """One readable line: the remote exception's own message, not Ray's coloured header."""
+    cause = getattr(error, "cause", None) or error
+    lines = [line for line in _ANSI.sub("", str(cause)).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(cause).__name__
 
 
 RemoteCoordinator = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(Coordinator)
