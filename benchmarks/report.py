@@ -235,7 +235,7 @@ def _memory(doc: dict[str, Any]) -> list[str]:
     lines = [
         "Summed RSS of landmark's whole process tree (driver, Ray, actors, browsers), sampled "
         "every second. *warm* is the first sample after 10% of the run (actors and browsers "
-        "up); growth is end vs warm.",
+        "up); *end* the last sample at 90% of it (before teardown); growth is end vs warm.",
         "",
         "| contender | items | took s | containers/min | start MiB | warm MiB | end MiB | "
         "max MiB | growth (end vs warm) | lost / dup |",
@@ -247,11 +247,15 @@ def _memory(doc: dict[str, Any]) -> list[str]:
             continue
         series = row.get("series", {})
         rss, t = series.get("rss") or [0], series.get("t") or [0]
-        warm = next((r for r, s in zip(rss, t, strict=False) if s >= 0.1 * t[-1]), rss[0])
-        growth = (rss[-1] - warm) / warm * 100 if warm else 0.0
+        pairs = list(zip(rss, t, strict=False))
+        warm = next((r for r, s in pairs if s >= 0.1 * t[-1]), rss[0])
+        # The sampler outlives the run (teardown frees everything): "end" is the last
+        # sample inside the first 90% of the sampled time, still under load.
+        end = next((r for r, s in reversed(pairs) if s <= 0.9 * t[-1]), rss[-1])
+        growth = (end - warm) / warm * 100 if warm else 0.0
         lines.append(
             f"| {row['contender']} | {row['items']} | {row['wall_s']:.0f} | {row['per_min']:.0f} | "
-            f"{rss[0] / MiB:.0f} | {warm / MiB:.0f} | {rss[-1] / MiB:.0f} | {max(rss) / MiB:.0f} | "
+            f"{rss[0] / MiB:.0f} | {warm / MiB:.0f} | {end / MiB:.0f} | {max(rss) / MiB:.0f} | "
             f"{growth:+.1f}% | {_lost([row])} |"
         )
     return lines
