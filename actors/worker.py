@@ -297,7 +297,7 @@ class BrowserWorker:
             while True:
                 idle = self._deadline(domain, "discover_idle", self.job.timeouts.discovery_idle)
                 step = await slot.page.evaluate(
-                    "(a) => window.__landmarkGallery.step(a)", self._gallery_args(idle)
+                    "(a) => window.__landmarkGallery.step(a)", self._gallery_args(idle, domain)
                 )
                 if step["grewAfterMs"] is not None:
                     self.learner.observe(domain, "discover_idle", step["grewAfterMs"] / 1000)
@@ -335,11 +335,14 @@ class BrowserWorker:
             )
         self.learner.observe(domain, "first_card", time.monotonic() - started)
 
-    def _gallery_args(self, idle: timedelta) -> dict[str, Any]:
+    def _gallery_args(self, idle: timedelta, domain: str) -> dict[str, Any]:
+        """Arguments for gallery.js; the scroll container is the job's, else the one discovery
+        settled on for this domain (DomCache), else gallery.js finds it again."""
         spec = self.job.containers
+        layout = self.cache.layout(DomCache.key(domain, "gallery", None))
         return {
             "cardSelector": spec.selector,
-            "scrollContainer": spec.scroll_container,
+            "scrollContainer": spec.scroll_container or (layout and layout.scroll_container),
             "linkSelector": spec.link_selector,
             "idAttr": spec.id_attr if spec.id_from is IdSource.ATTR else None,
             "wantText": spec.id_from is IdSource.TEXT_HASH,
@@ -453,7 +456,7 @@ class BrowserWorker:
         domain = domain_of(container.source)
         idle = self._deadline(domain, "discover_idle", self.job.timeouts.discovery_idle)
         spec = self.job.containers
-        opening = self._gallery_args(idle) | {
+        opening = self._gallery_args(idle, domain) | {
             "id": container.id,
             "href": container.url,
             "panelSelector": spec.panel_selector,
