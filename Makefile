@@ -4,7 +4,6 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
-export RAY_AUTH_MODE ?= disabled
 
 .PHONY: demo test setup browser lint bench clean
 

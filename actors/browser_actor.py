@@ -1,13 +1,14 @@
 """BrowserActor: the BrowserWorker as an async Ray actor.
 
-All Playwright calls run in the actor's default concurrency group (one event
-loop). ``stats`` and ``ping`` live in a separate ``control`` group, so a
-coordinator can ask how an actor is doing while its pages are busy; they only
-read counters and never touch Playwright objects.
+All Playwright calls run in the actor's default concurrency group (one event loop).
+``stats`` and ``ping`` live in the ``control`` group, so a coordinator can ask how an
+actor is doing while its pages are busy; they only read counters and never touch
+Playwright objects.
 
-Workers are created with ``max_restarts=0, max_task_retries=0``: when one dies
-the coordinator, which owns the ledger, decides what reruns and starts a
-replacement warm from the learner snapshot it kept.
+Workers are created with ``max_restarts=0, max_task_retries=0`` (``WORKER_OPTIONS``):
+when one dies, the coordinator, which owns the ledger, decides what reruns and starts a
+replacement warm from the learner snapshot it kept. A worker whose browser cannot be
+brought back ends itself, so the coordinator replaces it rather than feeding it work.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 import ray
 
 from actors.learner import PerformanceLearner
+from actors.protocol import WORKER_OPTIONS
+from actors.session import SessionBroken
 from actors.worker import BrowserWorker
 from config.job import JobSpec
 from config.records import Container, Record
 
 
-@ray.remote(max_restarts=0, max_task_retries=0, concurrency_groups={"control": 2})
+@ray.remote(**WORKER_OPTIONS)
 class BrowserActor:
     def __init__(
         self,
@@ -33,22 +36,24 @@ class BrowserActor:
         name: str,
         out_dir: str | None = None,
         learner_snapshot: dict[str, Any] | None = None,
-        metrics: Any = None,
+        allowed_hosts: list[str] | None = None,
     ) -> None:
         learner = PerformanceLearner()
         if learner_snapshot:
             learner.load(learner_snapshot)
         self._worker = BrowserWorker(
-            job, name, out_dir=Path(out_dir) if out_dir else None, learner=learner
+            job,
+            name,
+            out_dir=Path(out_dir) if out_dir else None,
+            learner=learner,
+            allowed_hosts=allowed_hosts,
         )
-        self._metrics = metrics
         self._name = name
 
     async def start(self) -> dict[str, Any]:
         await self._worker.start()
-        if self._metrics is not None:
-            await self._metrics.register.remote(self._name, [os.getpid()])
-        return {"name": self._name, "pid": os.getpid()}
+        node_id = ray.get_runtime_context().get_node_id()
+        return {"name": self._name, "pid": os.getpid(), "node_id": node_id}
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:
         """A streaming generator: each chunk of containers as discovery finds it."""
@@ -56,7 +61,11 @@ class BrowserActor:
             yield chunk
 
     async def extract(self, batch: list[Container]) -> list[Record]:
-        return await self._worker.extract(batch)
+        try:
+            return await self._worker.extract(batch)
+        except SessionBroken:
+            ray.actor.exit_actor()  # the coordinator sees a dead actor and replaces it
+            raise
 
     async def recycle(self, reason: str) -> None:
         self._worker.request_recycle(reason)
@@ -65,8 +74,6 @@ class BrowserActor:
         return self._worker.learner.snapshot()
 
     async def close(self) -> None:
-        if self._metrics is not None:
-            await self._metrics.unregister.remote(self._name)
         await self._worker.close()
 
     @ray.method(concurrency_group="control")

@@ -1,7 +1,10 @@
-"""Media downloads: streamed to disk under a size cap, named safely, hashed on the way.
+"""Media downloads: streamed to disk under a size cap and two deadlines, named safely, hashed.
 
-The file is written under a temporary name and renamed when complete, so a
-crash never leaves a half file that looks whole.
+The file is written under a temporary name and renamed when complete, so a crash never
+leaves a half file that looks whole; and every way a download can fail — HTTP error,
+reset, a body that stalls (``idle``), one that trickles (``timeout``), one too large
+(``max_bytes``) — removes the part file and raises :class:`DownloadError`, whose message
+is the reason a record carries.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ CHUNK = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+class DownloadError(Exception):
+    """A download that did not produce a whole file; ``str()`` is the reason for the record."""
+
+
 def safe_file_name(container_id: str, url: str) -> str:
     """``{id}-{last path segment}`` with anything but [A-Za-z0-9._-] replaced; never hidden."""
     tail = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "download"
@@ -28,37 +35,61 @@ def safe_file_name(container_id: str, url: str) -> str:
 
 
 async def download_to_file(
-    url: str, folder: Path, container_id: str, max_bytes: int
+    url: str,
+    folder: Path,
+    container_id: str,
+    max_bytes: int,
+    *,
+    idle_s: float = 20.0,
+    total_s: float = 60.0,
 ) -> dict[str, Any]:
-    """Stream ``url`` into ``folder``; returns path, bytes, sha256 and whether it was cut off."""
+    """Stream ``url`` into ``folder``; returns path, bytes and sha256, or raises DownloadError."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     target = folder / safe_file_name(container_id, url)
     partial = target.with_name(target.name + ".part")
+    try:
+        async with asyncio.timeout(total_s):
+            written, digest = await _stream(url, partial, max_bytes, idle_s)
+    except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one too
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"download of {url} stalled: no data for {idle_s:g}s") from None
+    except TimeoutError:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(
+            f"download of {url} took longer than {total_s:g}s (a body that trickles in)"
+        ) from None
+    except (aiohttp.ClientError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"download of {url} failed: {error or type(error).__name__}") from None
+    except BaseException:  # too large, or cancelled with its container: leave nothing behind
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return {"path": str(target), "bytes": written, "sha256": digest}
+
+
+async def _stream(url: str, partial: Path, max_bytes: int, idle_s: float) -> tuple[int, str]:
     digest = hashlib.sha256()
     written = 0
-    truncated = False
-    timeout = aiohttp.ClientTimeout(total=120, sock_read=30)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
-            if response.status >= 400:
-                raise OSError(f"HTTP {response.status} downloading {url}")
-            with partial.open("wb") as sink:
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    room = max_bytes - written
-                    if len(chunk) > room:
-                        chunk, truncated = chunk[:room], True
-                    sink.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                    if truncated:
-                        break
-    except aiohttp.ClientError as error:
-        partial.unlink(missing_ok=True)
-        raise OSError(f"download of {url} failed: {error}") from None
-    os.replace(partial, target)
-    return {
-        "path": str(target),
-        "bytes": written,
-        "sha256": digest.hexdigest(),
-        "truncated": truncated,
-    }
+    timeout = aiohttp.ClientTimeout(sock_connect=idle_s, sock_read=idle_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+        if response.status >= 400:
+            raise DownloadError(f"HTTP {response.status} downloading {url}")
+        declared = response.content_length
+        if declared is not None and declared > max_bytes:
+            raise _too_large(url, max_bytes, declared)
+        with partial.open("wb") as sink:
+            async for chunk in response.content.iter_chunked(CHUNK):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise _too_large(url, max_bytes)
+                sink.write(chunk)
+                digest.update(chunk)
+    return written, digest.hexdigest()
+
+
+def _too_large(url: str, max_bytes: int, declared: int | None = None) -> DownloadError:
+    size = f"{declared:,} bytes" if declared is not None else "more"
+    return DownloadError(
+        f"download of {url} is {size}, over download.max_bytes ({max_bytes:,} bytes); not kept"
+    )

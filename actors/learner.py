@@ -23,7 +23,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from config.job import TimeoutSpec
 
 WINDOW = 256
 MIN_SAMPLES = 8
@@ -138,3 +141,22 @@ class PerformanceLearner:
         for domain, field, _ in sorted(self._strategies):
             chains.setdefault(f"{domain} {field}", self.order(domain, field))
         return {"timings": timings, "chains": chains}
+
+
+class Deadlines:
+    """The learner's deadlines with the job's bounds applied: ``deadlines(domain, op)``."""
+
+    def __init__(self, learner: PerformanceLearner, timeouts: TimeoutSpec) -> None:
+        self.learner = learner
+        self.timeouts = timeouts
+
+    def __call__(self, domain: str, operation: str, default: timedelta | None = None) -> timedelta:
+        timeouts = self.timeouts
+        return self.learner.deadline(
+            domain,
+            operation,
+            default=default or timeouts.wait,
+            low=timeouts.wait_min,
+            high=timeouts.wait_max,
+            margin=timeouts.margin,
+        )

@@ -31,6 +31,7 @@ from benchmarks.contenders.fields import EXAMPLE_JOB
 from benchmarks.noop_actor import NoopActor
 from config.loading import load_job
 from coordinator.actor import Coordinator
+from coordinator.store_config import StoreConfig
 
 SOURCE = "http://127.0.0.1:9/"  # never opened: NoopActor discovers without a browser
 POLL_S = 0.005  # progress polling until the first record, then none
@@ -49,7 +50,7 @@ def start_ray(actors: int, attempts: int = RAY_START_ATTEMPTS) -> bool:
     """A local Ray; on a busy machine its 30 s node start-up limit can pass, so try again."""
     import ray
 
-    from coordinator.driver import init_ray
+    from coordinator.ray_setup import init_ray
 
     for attempt in range(1, attempts + 1):
         try:
@@ -72,6 +73,7 @@ def build_job(args: argparse.Namespace, out_dir: Path):
         "budget.domain_concurrency": 1_000_000,
         "budget.domain_rate": 1e9,
         "output.dir": str(out_dir),
+        "cache.enabled": not args.no_cache,
     }
     return load_job(EXAMPLE_JOB, overrides)
 
@@ -153,7 +155,6 @@ def wait_first_record(coordinator, done, started: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     out_dir = Path(tempfile.mkdtemp(prefix="coordinator-bench-"))
     job = build_job(args, out_dir)
     began = time.monotonic()
@@ -161,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     ray_s = time.monotonic() - began
     remote = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(NoopCoordinator)
-    coordinator = remote.remote(job, [SOURCE], str(out_dir), None, NoopActor)
+    store = StoreConfig.for_job(job, out_dir, args.store)
+    coordinator = remote.remote(job, [SOURCE], store, NoopActor)
     pid = ray.get(coordinator.pid.remote())
     profile = out_dir / "coordinator.pyspy.txt" if args.profile else None
     profiler = start_profiler(pid, profile) if profile else None
@@ -203,7 +205,7 @@ def print_figures(
         f"load={os.getloadavg()[0]:.1f} (ray start {ray_s:.1f} s, not counted)"
     )
     statuses = {str(status): count for status, count in summary["by_status"].items()}
-    print(f"  records {records}  by status {statuses}")
+    print(f"  records {records}  by status {statuses}  store {summary['store']}")
     print(
         f"  end to end (run() → summary): {wall:.2f} s  →  {rate:,.0f} containers/s"
         f"  (target ≥ {TARGET_PER_S:,}/s: {'met' if rate >= TARGET_PER_S else 'NOT met'})"
@@ -227,6 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--pages", type=_positive, default=4, help="pages_per_actor (slots)")
     parser.add_argument("--profile", action="store_true", help="py-spy the coordinator")
+    parser.add_argument("--store", metavar="URL", help="redis://… (default: the local store)")
+    parser.add_argument("--no-cache", action="store_true", help="no record cache")
     parser.add_argument("--keep", action="store_true", help="keep the output folder")
     return parser.parse_args(argv)
 

@@ -1,9 +1,8 @@
 """NoopActor: a BrowserActor stand-in that opens nothing, for measuring the coordinator alone.
 
-It has the BrowserActor's interface (``start``, ``discover`` as a streaming
-generator, ``extract``, ``recycle``, ``learner_snapshot``, ``close``, ``stats``,
-``ping``) and answers at once, so a run's speed is the speed of dispatch, Ray
-calls, the ledger, merge and the sink. Containers look like real click-mode
+It implements ``actors.protocol.WorkerActor``, as BrowserActor does, and answers at
+once, so a run's speed is the speed of dispatch, Ray calls, the ledger, merge and the
+store. Containers look like real click-mode
 ones (each has its own ``/item/ID`` link, as a gallery card does), and records
 carry six short fields like the Gallery job's, so hashing, pickling and JSON
 cost what they cost in a real run.
@@ -17,6 +16,7 @@ from typing import Any
 
 import ray
 
+from actors.protocol import WORKER_OPTIONS
 from config.job import JobSpec
 from config.records import Container, Record, Status
 
@@ -24,7 +24,7 @@ CHUNK = 1000  # containers per discovery chunk, as a long gallery yields them
 DEFAULT_COUNT = 100_000
 
 
-@ray.remote(max_restarts=0, max_task_retries=0, concurrency_groups={"control": 2})
+@ray.remote(**WORKER_OPTIONS)
 class NoopActor:
     def __init__(
         self,
@@ -32,9 +32,9 @@ class NoopActor:
         name: str,
         out_dir: str | None = None,
         learner_snapshot: dict[str, Any] | None = None,
-        metrics: Any = None,
+        allowed_hosts: list[str] | None = None,
     ) -> None:
-        del out_dir, learner_snapshot, metrics  # nothing to write, learn or report
+        del out_dir, learner_snapshot, allowed_hosts  # nothing to write, learn or open
         self._job = job
         self._name = name
         self._count = job.containers.limit or DEFAULT_COUNT
@@ -42,7 +42,8 @@ class NoopActor:
         self._extracted = 0
 
     async def start(self) -> dict[str, Any]:
-        return {"name": self._name, "pid": os.getpid()}
+        node_id = ray.get_runtime_context().get_node_id()
+        return {"name": self._name, "pid": os.getpid(), "node_id": node_id}
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:
         """``containers.limit`` containers (default 100,000), in chunks of CHUNK."""

@@ -182,7 +182,20 @@ class DownloadSpec(Spec):
 
     field: str = Field(description="The field whose value (a URL) is downloaded.")
     dir: Path = Field(default=Path("downloads"), description="Relative to the output folder.")
-    max_bytes: ByteSize = Field(default=50 * 2**20, description="Downloads larger are cut off.")
+    max_bytes: ByteSize = Field(
+        default=50 * 2**20,
+        description="A download larger than this is not kept: the record is 'partial' with "
+        "the error named, and no part of the file stays on disk.",
+    )
+    idle: Duration = Field(
+        default=timedelta(seconds=20),
+        description="A download that receives nothing for this long is given up.",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        description="A whole download, at most (also bounded by what is left of the "
+        "container's own deadline). A body that trickles in is cut here.",
+    )
 
 
 class BudgetSpec(Spec):
@@ -246,9 +259,27 @@ class TimeoutSpec(Spec):
         description="Discovery stops when no new container appears for this long (before "
         "the learner knows better).",
     )
-    lease: Duration = Field(
-        default=timedelta(seconds=120),
-        description="A batch not answered within this is taken back and requeued.",
+    lease: Duration | None = Field(
+        default=None,
+        description="A batch not answered within this is taken back, its actor killed and "
+        "replaced, and its containers requeued. Default: derived per batch from what may queue "
+        "on the actor's pages: ceil((containers leased to it) / pages) × container + "
+        "lease_margin.",
+    )
+    lease_margin: Duration = Field(
+        default=timedelta(seconds=15),
+        description="Added to a derived lease (and to discovery's deadlines): Ray's round "
+        "trip and a browser relaunch between containers.",
+    )
+    store_outage: Duration = Field(
+        default=timedelta(seconds=60),
+        description="How long the store (Redis) may be unreachable before the run fails; "
+        "meanwhile writes are kept and retried, and dispatch pauses if they pile up.",
+    )
+    actor_start: Duration = Field(
+        default=timedelta(seconds=60),
+        description="A BrowserActor that is not placed and started (browser launched) within "
+        "this is killed and counted as a failed start.",
     )
 
     @model_validator(mode="after")
@@ -268,12 +299,42 @@ class RetrySpec(Spec):
     breaker_cooldown: Duration = Field(
         default=timedelta(seconds=30), description="How long an open breaker stays open."
     )
+    breaker_probes: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Failed probes in a row after which an open breaker gives its domain up: "
+        "the domain's pending containers fail, with its last errors as the reason. With the "
+        "default cooldown a dead site is given up about a minute after its breaker opens.",
+    )
+    actor_start_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Failed BrowserActor starts in a row (with backoff between them) after "
+        "which, with no actor alive, the run fails instead of waiting.",
+    )
 
 
 class OutputSpec(Spec):
     dir: Path = Field(default=Path("runs/latest"), description="Where results are written.")
     results: str = Field(default="results.jsonl", description="One JSON line per container.")
     summary: str = Field(default="summary.json", description="Counts, timings, memory, learner.")
+
+
+class CacheSpec(Spec):
+    """The record cache: a container extracted before (same id, same host, same fields and
+    opening) is served from it without opening a browser, and marked ``cached``."""
+
+    enabled: bool = Field(default=True, description="Off with `cache: false`.")
+    ttl: Duration = Field(
+        default=timedelta(days=1), description="How long a cached record may be served."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
 
 
 class BrowserSpec(Spec):
@@ -307,6 +368,7 @@ class JobSpec(Spec):
     retries: RetrySpec = Field(default_factory=RetrySpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     browser: BrowserSpec = Field(default_factory=BrowserSpec)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
     @model_validator(mode="after")
     def _fields_consistent(self) -> JobSpec:

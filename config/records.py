@@ -7,6 +7,8 @@ at the edge is where validation happens.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -56,6 +58,21 @@ class Container:
         """The URL whose domain this container loads: its own page, else its gallery."""
         return self.url or self.source
 
+    @classmethod
+    def for_page(cls, url: str, position: int) -> Container:
+        """An item page that is itself one container (``open: self``): its id is the URL's."""
+        return cls(id=text_hash(url), source=url, position=position, open="self", url=url)
+
+
+def hosts_of(urls: Iterable[str]) -> set[str]:
+    """The host names of ``urls``: what a browser must be allowed to resolve for them."""
+    return {host for url in urls if (host := urlsplit(url).hostname)}
+
+
+def text_hash(text: str) -> str:
+    """A short stable id from text, whitespace-insensitive (ids from card text or a URL)."""
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
 
 @dataclass(slots=True)
 class Problem:
@@ -80,6 +97,7 @@ class Record:
     actor: str | None = None
     download: dict[str, Any] | None = None  # path, bytes, sha256, truncated
     retryable: bool = False  # worth another attempt (timeouts, HTTP 5xx, crashes)
+    cached: bool = False  # served from the record cache, not extracted by this run
 
     @classmethod
     def failure(
@@ -118,4 +136,25 @@ class Record:
             "strategies": self.strategies,
             "actor": self.actor,
             "download": self.download,
+            "cached": self.cached,
         }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Record:
+        """A record read back from a results line or the record cache."""
+        return cls(
+            id=data["id"],
+            source=data["source"],
+            position=data["position"],
+            status=data["status"],
+            fields=dict(data.get("fields") or {}),
+            errors=[
+                Problem(p["phase"], p["reason"], p.get("field")) for p in data.get("errors", [])
+            ],
+            attempts=data.get("attempts", 1),
+            timings=dict(data.get("timings") or {}),
+            strategies=dict(data.get("strategies") or {}),
+            actor=data.get("actor"),
+            download=data.get("download"),
+            cached=bool(data.get("cached", False)),
+        )

@@ -1,551 +1,429 @@
-"""The Coordinator actor: every scheduling decision of a run, in one place.
+"""The Coordinator actor: the shell that runs what the scheduler decides.
 
-It owns the ledger (where each container is), the budget (how much may be in
-flight), the per-domain circuit breaker and the output stream. Workers never
-pull from a shared queue: the coordinator leases small batches to actors with
-free slots and watches the answers. Whatever dies — an actor, a browser, the
-memory of the node — the ledger takes the lease back and the container runs
-again elsewhere, so every container ends with exactly one record.
+``scheduler.py`` holds the rules (pure, tested by randomized histories); this module runs
+them: it sends batches and waits for answers, each with a deadline; it starts, kills and
+replaces actors (``crew.py``); it discovers sources; it writes records to the store and
+serves cached ones; it reads the MetricsActor's verdict. The dispatch loop waits on one
+``asyncio.Event`` with the timeout the scheduler's :meth:`~Scheduler.next_wake` gives —
+none at all when only an answer can help — so it wakes only when something happens.
 
-The dispatch loop waits on one ``asyncio.Event`` (``_wake``) with a deadline
-equal to the next thing that can change the picture: a retry's not-before
-time, a lease's deadline, a token refill, the next verdict. Nothing sleeps.
+Whatever dies — an actor, a browser, the MetricsActor, the node's memory, this actor —
+the ledger takes the lease back, the store remembers what was done, and every container
+still ends with exactly one record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import re
+import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any
 
 import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
 from actors.browser_actor import BrowserActor
-from actors.learner import percentile
 from config.job import JobSpec, OpenMode
-from config.records import Container, Phase, Record, Status, domain_of
-from coordinator.breaker import CircuitBreaker
-from coordinator.budget import Budget
-from coordinator.ledger import Ledger, Outcome
-from coordinator.store import JsonlSink
+from config.records import Container, Record, Status, hosts_of
+from coordinator.crew import Crew, StartFailed, short_error
+from coordinator.discovering import DiscoveryRunner
+from coordinator.run_stats import RunStats
+from coordinator.scheduler import Assignment, Scheduler
+from coordinator.store import (
+    JobIdentity,
+    RecordCache,
+    RunStore,
+    StoreUnavailable,
+    cache_key,
+    cache_spec_hash,
+)
+from coordinator.store_config import StoreConfig
+
+logger = logging.getLogger("landmark.coordinator")
 
 VERDICT_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 10.0
-LATENCY_RESERVOIR = 10_000
-RATE_WINDOW_S = 10.0
-REPLACEMENTS_PER_ACTOR = 3
-
-
-@dataclass(slots=True)
-class ActorEntry:
-    name: str
-    handle: Any
-    slots: int
-    galleries: set[str] = field(default_factory=set)
-    alive: bool = True
-
-
-@dataclass(slots=True)
-class RunStats:
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    records: int = 0
-    by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
-    latencies: list[float] = field(default_factory=list)  # a reservoir sample, ms
-    latency_seen: int = 0
-    actor_deaths: int = 0
-    oom_kills: int = 0
-    expired_leases: int = 0
-    shed_requests: int = 0
-    discovery_failures: int = 0
-    done_times: deque[float] = field(default_factory=deque)
+KILL_GRACE_S = 10.0  # after its deadline and a kill, a batch call is given up for good
+MAX_UNFLUSHED = 20_000  # writes the store may owe before dispatch pauses for it
 
 
 class Coordinator:
-    """Created through :func:`create_coordinator`; ``run()`` returns the summary."""
+    """Created through the driver; ``run()`` returns the summary."""
 
     def __init__(
         self,
         job: JobSpec,
         sources: list[str],
-        out_dir: str,
-        metrics: Any = None,
+        store: StoreConfig,
         actor_class: Any = None,
+        metrics: bool = True,
     ) -> None:
-        """``actor_class`` is a Ray actor class with BrowserActor's methods (benchmarks pass a
-        no-op one to measure the coordinator alone)."""
-        from pathlib import Path
-
+        """``actor_class`` is a Ray actor class implementing ``actors.protocol.WorkerActor``
+        (benchmarks pass a no-op one to measure the coordinator alone)."""
         self.job = job
         self.sources = sources
-        self.out_dir = Path(out_dir)
-        self.metrics = metrics
-        self.actor_class = actor_class or BrowserActor
-        self.ledger = Ledger(job.retries, rng=random.Random(0))
-        self.budget = Budget.from_spec(job.budget)
-        self.breaker = CircuitBreaker.from_spec(job.retries)
-        self.sink = JsonlSink(self.out_dir / job.output.results, fresh=True)
+        self.store_config = store
+        self.scheduler = Scheduler(job)
+        hosts = sorted(hosts_of(sources))
+        out = str(store.out_dir)
+        self.crew = Crew(actor_class or BrowserActor, job, out, hosts, metrics=metrics)
         self.stats = RunStats()
-        self.actors: dict[str, ActorEntry] = {}
+        self.store: RunStore = store.open_store()
+        self.cache: RecordCache | None = store.open_cache(job)
+        self._spec_hash = cache_spec_hash(job)
+        self._to_cache: dict[str, dict[str, Any]] = {}
         self.verdict: dict[str, Any] = {"verdict": "ok", "reason": "no reading yet"}
         self.snapshot: dict[str, Any] | None = None
         self.final_actor_stats: list[dict[str, Any]] = []
+        self.failure: str | None = None
+        self.store_trouble: str | None = None
+        self._store_down_since: float | None = None
+        self.wakes: Counter[str] = Counter()
         self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._paused = False
-        self._cancelled = False
-        self._discovering = 0
-        self._batches: set[asyncio.Task] = set()
-        self._spawned = 0
-        self._starting = 0  # replacements created but not yet started
-        self._rng = random.Random(1)
+        self._ended = asyncio.Event()
+        self._paused_by: set[str] = set()
+        self._batches: dict[asyncio.Task, str] = {}  # task -> actor name
+        self._tasks: set[asyncio.Task] = set()  # starts and housekeeping
+        self.discovery = DiscoveryRunner(self)
 
-    # -- control (called by the driver) --------------------------------------
+    # -- control (the driver, ``landmark control``) ----------------------------------------
     async def pause(self) -> None:
-        self._paused = True
+        self._set_paused("user", True)
 
     async def resume(self) -> None:
-        self._paused = False
-        self._wake.set()
+        self._set_paused("user", False)
 
     async def cancel(self) -> None:
-        self._cancelled = True
+        """Stop for good: pending containers fail (with their last error), in flight finish."""
+        self.discovery.cancel()
+        self.write_all(self.scheduler.cancel())
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop to resume later (Ctrl-C): batches in flight finish, pending stays pending."""
+        self._halt()
+
+    async def abort(self) -> None:
+        """A second Ctrl-C: make everything merged so far durable now; the driver then exits."""
+        self._halt()
+        with contextlib.suppress(Exception):
+            self._flush()
+
+    def _halt(self) -> None:
+        self.discovery.cancel()
+        self.scheduler.stop()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something changed that the dispatch loop should look at."""
+        self._wake.set()
+
+    def _set_paused(self, reason: str, on: bool) -> None:
+        (self._paused_by.add if on else self._paused_by.discard)(reason)
+        self.scheduler.paused = bool(self._paused_by)
         self._wake.set()
 
     async def progress(self) -> dict[str, Any]:
-        counts = self.ledger.counts()
-        now = time.monotonic()
-        window = self.stats.done_times
-        while window and now - window[0] > RATE_WINDOW_S:
-            window.popleft()
-        span = min(RATE_WINDOW_S, now - self.stats.started) or 1.0
+        counts = self.scheduler.ledger.counts()
         return {
             "done": counts["done"],
             "failed": counts["failed"],
             "pending": counts["pending"],
             "leased": counts["leased"],
             "known": sum(counts.values()),
-            "discovering": self._discovering,
-            "rate": len(window) / span,
-            "limit": self.budget.global_limit,
+            "resumed": self.stats.resumed,
+            "cached": self.stats.cached,
+            "discovering": self.discovery.running,
+            "rate": self.stats.rate(),
+            "limit": self.scheduler.budget.global_limit,
             "verdict": self.verdict.get("verdict", "ok"),
             "memory_fraction": self.verdict.get("memory_fraction"),
-            "paused": self._paused,
-            "actors": sum(1 for entry in self.actors.values() if entry.alive),
+            "paused": sorted(self._paused_by),
+            "actors": len(self.scheduler.live_actors()),
+            "given_up": self.scheduler.breaker.given_up_domains(),
+            "failed_sources": len(self.stats.failed_sources),
+            "store": self.store_trouble,
+            "monitor": None if self.crew.metrics is not None else "load monitor down",
         }
 
-    # -- the run -------------------------------------------------------------
+    # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
-        await self._start_actors(self.job.budget.actors)
-        if not any(entry.alive for entry in self.actors.values()):
-            self.sink.close()
-            raise RuntimeError("no BrowserActor could start; see the actor errors above")
-        watcher = asyncio.create_task(self._watch_verdict())
-        if self.job.containers.open is OpenMode.SELF:
-            from actors.worker import BrowserWorker
-
-            self._add([BrowserWorker.self_container(s, i) for i, s in enumerate(self.sources)])
-            discoveries = []
-        else:
-            self._discovering = len(self.sources)
-            discoveries = [asyncio.create_task(self._discover(s)) for s in self.sources]
         try:
-            await self._dispatch_loop()
+            self._resume(self.store.open(JobIdentity.of(self.job, self.sources)))
+            self.crew.start_metrics()
+            self._background(self._housekeeping())
+            self._begin_work()
+            await self._loop()
         finally:
-            self._stop.set()
-            for task in discoveries:
-                task.cancel()
-            watcher.cancel()
             await self._finish()
         return self.summary()
 
-    def _discovery_done(self) -> bool:
-        return self._discovering == 0
+    def _resume(self, resumed) -> None:
+        ledger = self.scheduler.ledger
+        for cid, status in resumed.finished.items():
+            ledger.add_finished(cid, status)
+        self.stats.resumed_with(resumed.by_status())
+        for container, attempts in resumed.pending:
+            ledger.add(container, attempts=attempts)
+        self.snapshot = resumed.learner
+        skip = set(resumed.sources_done)
+        skip |= {s for s in self.sources if f"source:{s}" in resumed.finished}
+        self.discovery.skip = skip
+        if resumed.finished:
+            logger.info("landmark: resuming: %d records already written, %d pending",
+                        len(resumed.finished), len(resumed.pending))  # fmt: skip
 
-    async def _dispatch_loop(self) -> None:
+    def _begin_work(self) -> None:
+        if self.job.containers.open is OpenMode.SELF:
+            self.add([Container.for_page(s, i) for i, s in enumerate(self.sources)])
+        else:
+            self.discovery.start(self.sources)
+
+    async def _loop(self) -> None:
+        scheduler = self.scheduler
         while True:
             now = time.monotonic()
-            self._expire_leases(now)
-            if self._cancelled:
-                await self._drain_for_cancel()
+            tick = scheduler.tick(now)
+            self.write_all(tick.records)
+            for name in tick.hung:
+                logger.warning("landmark: %s missed its deadline; killing and replacing it", name)
+                self.crew.kill(name)  # its batch calls now end, and release what they held
+            for name in tick.start:
+                self._background(self._start_actor(name))
+            if self._ended_now():
                 return
-            if self.ledger.is_finished and self._discovery_done() and not self._batches:
-                return
-            if not self._paused:
-                self._dispatch(now)
-            if not any(entry.alive for entry in self.actors.values()) and not self._replace_dead():
-                self._fail_everything("no live BrowserActor remains")
-                return
+            stalled = scheduler.roster.stalled()
+            if stalled is not None and self.failure is None:
+                self.failure = stalled  # the run stops; what is pending stays resumable
+                self._halt()
+                continue
+            for assignment in scheduler.assign(now):
+                self._send(assignment)
+            wake = scheduler.next_wake(now)
+            self.wakes[wake.cause] += 1
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):  # a deadline passed: look again
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wake(now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wake.timeout(now))
 
-    def _next_wake(self, now: float) -> float:
-        """Seconds until something may change without an event: a retry, a token, a lease."""
-        candidates = [VERDICT_INTERVAL_S]
-        ready = self.ledger.next_ready_at()
-        if ready is not None and ready > now:
-            candidates.append(ready - now)
-        elif ready is not None:
-            candidates.append(max(0.001, self.budget.wait_time(now)))
-        return max(0.001, min(candidates))
+    def _ended_now(self) -> bool:
+        scheduler = self.scheduler
+        if scheduler.cancelled or scheduler.stopping:
+            if self._batches or scheduler.ledger.open_leases():
+                return False  # in flight: let it answer (every call has its deadline)
+            retry = not scheduler.cancelled  # a stop leaves them pending, for a resume
+            self.write_all(scheduler.release_all(time.monotonic(), "stopped", retry=retry))
+            return True
+        return scheduler.finished and self.discovery.running == 0
 
-    def _dispatch(self, now: float) -> None:
-        """Lease batches round-robin, emptiest actor first, until the budget or the queue is
-        spent: under a small global limit every actor still gets work."""
-        deadline = now + self.job.timeouts.lease.total_seconds()
-        batch_size = self.job.budget.batch_size
-        accept = self._accept(now)
-        leased = True
-        while leased:
-            leased = False
-            live = [entry for entry in self.actors.values() if entry.alive]
-            for entry in sorted(live, key=lambda e: -self.budget.free_slots(e.name)):
-                room = self.budget.allowance(entry.name, now)
-                if room <= 0:
-                    continue
-                lease = self.ledger.lease(
-                    entry.name,
-                    min(room, batch_size),
-                    now,
-                    deadline,
-                    accept=accept,
-                    prefer=self._prefers(entry),
-                )
-                if lease is None:
-                    return  # nothing ready that the budget accepts, for anyone
-                leased = True
-                self._start_batch(entry, lease)
+    # -- batches -----------------------------------------------------------------------------
+    def _send(self, assignment: Assignment) -> None:
+        lease = assignment.lease
+        self.store.leased(lease.containers, lease.attempts)
+        task = asyncio.create_task(self._run_batch(assignment.actor, lease))
+        self._batches[task] = assignment.actor
+        task.add_done_callback(self._batches.pop)
 
-    def _start_batch(self, entry: ActorEntry, lease) -> None:
-        self.budget.start(entry.name, len(lease.containers))
-        entry.galleries.update(c.source for c in lease.containers if c.open == OpenMode.CLICK)
-        task = asyncio.create_task(self._run_batch(entry, lease))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
-
-    def _accept(self, now: float):
-        def accept(container: Container) -> bool:
-            domain = domain_of(container.target)
-            return self.breaker.allow(domain, now) and self.budget.try_start_domain(domain, now)
-
-        return accept
-
-    @staticmethod
-    def _prefers(entry: ActorEntry):
-        if not entry.galleries:
-            return None
-        return lambda container: container.source in entry.galleries
-
-    async def _run_batch(self, entry: ActorEntry, lease) -> None:
+    async def _run_batch(self, actor: str, lease) -> None:
+        scheduler = self.scheduler
+        timeout = max(0.0, lease.deadline - time.monotonic()) + KILL_GRACE_S
         try:
-            records: list[Record] = await entry.handle.extract.remote(lease.containers)
+            handle = self.crew.handle(actor)
+            records = await asyncio.wait_for(handle.extract.remote(lease.containers), timeout)
+        except KeyError:
+            self.actor_lost(actor, "killed before its batch was sent")
+        except TimeoutError:
+            self.actor_lost(actor, f"no answer {KILL_GRACE_S:g}s after its deadline and a kill")
         except OutOfMemoryError as error:
             self.stats.oom_kills += 1
-            self._lost_lease(entry, lease, f"Ray OOM killer: {_short(error)}")
+            self.actor_lost(actor, f"Ray OOM killer: {short_error(error)}")
         except RayActorError as error:
-            self._lost_lease(entry, lease, f"actor {entry.name} died: {_short(error)}")
+            self.actor_lost(actor, f"died: {short_error(error)}")
         except RayError as error:
-            self._release(lease, f"actor {entry.name} failed the batch: {_short(error)}")
+            reason = f"{actor} failed the batch: {short_error(error)}"
+            self.write_all(scheduler.batch_failed(lease.id, time.monotonic(), reason))
         else:
-            self._merge(lease, records)
+            self.write_all(scheduler.complete(lease.id, records, time.monotonic()))
         finally:
             self._wake.set()
 
-    def _merge(self, lease, records: list[Record]) -> None:
-        now = time.monotonic()
-        targets = {c.id: c.target for c in lease.containers}
-        for record in records:
-            domain = domain_of(targets.get(record.id, record.source))
-            completion = self.ledger.complete(lease.id, record, now)
-            if completion.outcome is Outcome.DUPLICATE:
+    def actor_lost(self, name: str, reason: str) -> None:
+        """An actor died or was given up: its leases go back, a replacement comes."""
+        if self.scheduler.roster.is_ready(name):
+            logger.warning("landmark: %s lost (%s); replacing it", name, reason)
+        self.crew.kill(name)
+        self.write_all(self.scheduler.actor_gone(name, time.monotonic(), reason))
+        self.discovery.notify()
+        self._wake.set()
+
+    async def _start_actor(self, name: str) -> None:
+        try:
+            await self.crew.start(name, self.snapshot)
+        except StartFailed as error:
+            logger.warning("landmark: %s", error)
+            self.scheduler.start_failed(name, time.monotonic(), str(error))
+        else:
+            if not self.scheduler.actor_ready(name):
+                self.crew.kill(name)
+        finally:
+            self.discovery.notify()
+            self._wake.set()
+
+    # -- containers in, records out --------------------------------------------------------
+    def add(self, containers: list[Container]) -> None:
+        """Discovered containers: served from the cache where it has them, else queued."""
+        ledger = self.scheduler.ledger
+        fresh = list({c.id: c for c in containers if ledger.state_of(c.id) is None}.values())
+        ledger.duplicates_discovered += len(containers) - len(fresh)
+        fresh = self._serve_cached(fresh)
+        self.store.added(fresh)
+        self.write_all(self.scheduler.add(fresh))
+        self._wake.set()
+
+    def _serve_cached(self, containers: list[Container]) -> list[Container]:
+        if self.cache is None or not containers:
+            return containers
+        keys = {cache_key(self._spec_hash, c.source, c.id): c for c in containers}
+        hits = self.cache.get_many(list(keys))
+        rest = []
+        for key, container in keys.items():
+            data = hits.get(key)
+            if data is None:
+                rest.append(container)
                 continue
-            ok = record.status != Status.FAILED
-            reason = record.errors[0].reason if record.errors and not ok else None
-            self.breaker.record(domain, ok, reason, now)
-            latency = record.timings.get("total")
-            self.budget.finish(lease.actor, domain, now, latency / 1000 if ok and latency else None)
-            if completion.outcome is Outcome.FINAL and completion.record is not None:
-                self._write(completion.record)
-        self._release(lease, "the actor answered without this container")
+            record = Record.from_json_dict(data)
+            record.id, record.source, record.position = (
+                container.id,
+                container.source,
+                container.position,
+            )
+            record.cached, record.attempts, record.timings, record.actor = True, 0, {}, None
+            self.scheduler.ledger.add_finished(container.id, record.status)
+            self._write(record)
+        return rest
 
-    def _lost_lease(self, entry: ActorEntry, lease, reason: str) -> None:
-        self._lost_actor(entry, reason)
-        self._release(lease, reason)
-
-    def _release(self, lease, reason: str, *, retry: bool = True) -> None:
-        """Give back whatever of ``lease`` is still open; write the records that end there."""
-        now = time.monotonic()
-        open_ids = self.ledger.open_ids(lease.id)
-        for container in lease.containers:
-            if container.id in open_ids:
-                self.budget.finish(lease.actor, domain_of(container.target), now)
-        for record in self.ledger.release(lease.id, now, reason, retry=retry):
+    def write_all(self, records: list[Record]) -> None:
+        for record in records:
             self._write(record)
 
-    def _expire_leases(self, now: float) -> None:
-        for lease_id in self.ledger.expired(now):
-            lease = self.ledger.get_lease(lease_id)
-            if lease is not None:
-                self.stats.expired_leases += 1
-                self._release(lease, "lease expired: the actor did not answer in time")
-
     def _write(self, record: Record) -> None:
-        self.sink.write(record)
-        stats = self.stats
-        stats.records += 1
-        stats.by_status[record.status] = stats.by_status.get(record.status, 0) + 1
-        now = time.monotonic()
-        stats.done_times.append(now)
-        while now - stats.done_times[0] > RATE_WINDOW_S:  # bounded: the last 10 s only
-            stats.done_times.popleft()
-        latency = record.timings.get("total")
-        if latency is not None:
-            stats.latency_seen += 1
-            if len(stats.latencies) < LATENCY_RESERVOIR:
-                stats.latencies.append(latency)
-            else:
-                slot = self._rng.randrange(stats.latency_seen)
-                if slot < LATENCY_RESERVOIR:
-                    stats.latencies[slot] = latency
+        self.store.write(record)
+        self.stats.wrote(record)
+        if self.cache is not None and not record.cached and record.status != Status.FAILED:
+            key = cache_key(self._spec_hash, record.source, record.id)
+            self._to_cache[key] = record.to_json_dict()
 
-    # -- actors --------------------------------------------------------------
-    async def _start_actors(self, count: int) -> None:
-        await asyncio.gather(*(self._spawn() for _ in range(count)))
+    # -- housekeeping: verdict, flushes, learner snapshots -----------------------------------
+    def _background(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _spawn(self, replacement: bool = False) -> ActorEntry | None:
-        try:
-            return await self._start_one()
-        finally:
-            if replacement:
-                self._starting -= 1
-
-    async def _start_one(self) -> ActorEntry | None:
-        name = f"browser-{self._spawned}"
-        self._spawned += 1
-        slots = self.job.budget.pages_per_actor + self.job.budget.batch_size
-        handle = self.actor_class.options(num_cpus=1).remote(
-            self.job, name, str(self.out_dir), self.snapshot, self.metrics
-        )
-        entry = ActorEntry(name, handle, slots)
-        self.actors[name] = entry
-        try:
-            await handle.start.remote()
-        except RayError as error:
-            entry.alive = False
-            print(f"landmark: {name} could not start: {_short(error)}", flush=True)
-            return None
-        self.budget.register_actor(name, slots)
-        self._wake.set()
-        return entry
-
-    def _replace_dead(self) -> bool:
-        """Start a replacement for each dead actor while the replacement allowance lasts."""
-        allowance = self.job.budget.actors * (1 + REPLACEMENTS_PER_ACTOR)
-        live = sum(1 for entry in self.actors.values() if entry.alive)
-        missing = self.job.budget.actors - live - self._starting
-        started = False
-        while missing > 0 and self._spawned < allowance:
-            self._starting += 1  # counted now: the task has not run yet when we look again
-            task = asyncio.create_task(self._spawn(replacement=True))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
-            missing -= 1
-            started = True
-        return started or any(not task.done() for task in self._batches)
-
-    # -- discovery -----------------------------------------------------------
-    async def _discover(self, source: str) -> None:
-        """Feed the ledger while an actor scrolls ``source``; retry on another actor if it dies.
-
-        ``_discovering`` was counted up when the task was made, so the dispatch loop never
-        mistakes a discovery that has not started yet for a finished run."""
-        reason = "no live actor to discover it"
-        try:
-            for _attempt in range(self.job.retries.max_attempts):
-                entry = self._discovery_actor()
-                if entry is None:
-                    break
-                try:
-                    async for ref in entry.handle.discover.remote(source):
-                        self._add(await ref)
-                    entry.galleries.add(source)
-                    return
-                except (RayActorError, OutOfMemoryError) as error:
-                    reason = _short(error)
-                    self._lost_actor(entry, f"discovery: {reason}")
-                except RayError as error:  # the page failed (crash, network): try again
-                    reason = _short(error)
-            self._source_failed(source, reason)
-        finally:
-            self._discovering -= 1
-            self._wake.set()
-
-    def _discovery_actor(self) -> ActorEntry | None:
-        live = [entry for entry in self.actors.values() if entry.alive]
-        if not live:
-            return None
-        return min(live, key=lambda entry: (len(entry.galleries), entry.name))
-
-    def _lost_actor(self, entry: ActorEntry, reason: str) -> None:
-        """Mark an actor dead once (its other batches report the same death) and replace it."""
-        if entry.alive:
-            entry.alive = False
-            self.stats.actor_deaths += 1
-            self.budget.unregister_actor(entry.name)
-            print(f"landmark: {entry.name} lost ({reason}); replacing it", flush=True)
-        self._replace_dead()
-
-    def _add(self, containers: list[Container]) -> None:
-        for container in containers:
-            self.ledger.add(container)
-        self._wake.set()
-
-    def _source_failed(self, source: str, reason: str) -> None:
-        """A source that yields no containers still gets a record, so it is not silently lost."""
-        self.stats.discovery_failures += 1
-        container = Container(id=f"source:{source}", source=source, position=-1, open="self")
-        if self.ledger.add(container):
-            for record in self.ledger.fail_pending(
-                reason, predicate=lambda c: c.id == container.id, phase=Phase.DISCOVER
-            ):
-                self._write(record)
-
-    # -- load ----------------------------------------------------------------
-    async def _watch_verdict(self) -> None:
-        last_snapshot = time.monotonic()
-        while not self._stop.is_set():
-            if self.metrics is not None:
-                await self._read_verdict()
+    async def _housekeeping(self) -> None:
+        last_flush = last_snapshot = time.monotonic()
+        while not self._ended.is_set():
+            await self._read_verdict()
             now = time.monotonic()
-            if now - last_snapshot > SNAPSHOT_INTERVAL_S:
+            if now - last_flush >= FLUSH_INTERVAL_S:
+                last_flush = now
+                self._flush_or_pause()
+            if now - last_snapshot >= SNAPSHOT_INTERVAL_S:
                 last_snapshot = now
                 await self._refresh_snapshot()
             with contextlib.suppress(TimeoutError):  # time for the next reading
-                await asyncio.wait_for(self._stop.wait(), timeout=VERDICT_INTERVAL_S)
+                await asyncio.wait_for(self._ended.wait(), VERDICT_INTERVAL_S)
+
+    def _flush(self) -> None:
+        if self._to_cache and self.cache is not None:
+            items, self._to_cache = self._to_cache, {}
+            self.cache.put_many(items)
+        self.store.flush()
+
+    def _flush_or_pause(self) -> None:
+        """Flush; when the store is away, keep its writes, pause dispatch if they pile up,
+        and fail the run once it has been away for ``timeouts.store_outage``."""
+        try:
+            self._flush()
+        except StoreUnavailable as error:
+            since = self._store_down_since or time.monotonic()
+            self._store_down_since = since
+            self.store_trouble = f"store unavailable for {time.monotonic() - since:.0f}s: {error}"
+            if self.store.pending_writes() > MAX_UNFLUSHED:
+                self._set_paused("store", True)
+            if time.monotonic() - since > self.job.timeouts.store_outage.total_seconds():
+                self.failure = f"the store did not come back: {error}"
+                self._halt()
+            return
+        if self.store_trouble is not None:
+            logger.warning("landmark: the store is back; the run goes on")
+        self.store_trouble = None
+        self._store_down_since = None
+        self._set_paused("store", False)
 
     async def _read_verdict(self) -> None:
+        metrics = self.crew.metrics
+        if metrics is None:
+            self.crew.start_metrics()
+            return
         try:
-            verdict = await self.metrics.verdict.remote()
+            verdict = await asyncio.wait_for(metrics.verdict.remote(), 2 * VERDICT_INTERVAL_S + 5)
+        except (RayActorError, TimeoutError) as error:
+            self.crew.restart_metrics(
+                short_error(error) if isinstance(error, RayError) else "no answer"
+            )
+            self._apply_verdict({"verdict": "ok", "reason": "load monitor restarting"})
+            return
         except RayError:
             return
+        self._apply_verdict(verdict)
+
+    def _apply_verdict(self, verdict: dict[str, Any]) -> None:
         before = self.verdict.get("verdict")
         self.verdict = verdict
-        self.budget.verdict(verdict["verdict"], time.monotonic())
+        self.scheduler.set_verdict(verdict["verdict"], time.monotonic())
         if verdict["verdict"] == "shed" and before != "shed":
-            self._shed(verdict)
+            self.stats.shed_requests += 1
+            heaviest = verdict.get("heaviest")
+            if heaviest and self.scheduler.roster.is_ready(heaviest):
+                self.crew.handle(heaviest).recycle.remote(verdict.get("reason", "shed"))
         if verdict["verdict"] != before:
             self._wake.set()
 
-    def _shed(self, verdict: dict[str, Any]) -> None:
-        """Ask the heaviest actor to recycle its context; the budget has already cut."""
-        self.stats.shed_requests += 1
-        entry = self.actors.get(verdict.get("heaviest") or "")
-        if entry is not None and entry.alive:
-            entry.handle.recycle.remote(verdict.get("reason", "shed"))
-
     async def _refresh_snapshot(self) -> None:
-        live = [entry for entry in self.actors.values() if entry.alive]
-        if live:
-            with contextlib.suppress(RayError):  # a dying actor: keep the last snapshot
-                self.snapshot = await live[0].handle.learner_snapshot.remote()
+        live = self.scheduler.live_actors()
+        if not live:
+            return
+        with contextlib.suppress(RayError, TimeoutError, KeyError):
+            ref = self.crew.handle(live[0]).learner_snapshot.remote()
+            self.snapshot = await asyncio.wait_for(ref, 5.0)
+            self.store.save_learner(self.snapshot)
 
-    # -- the end -------------------------------------------------------------
-    async def _drain_for_cancel(self) -> None:
-        """Let batches in flight finish (bounded by their leases), then fail what is left."""
-        if self._batches:
-            await asyncio.wait(
-                set(self._batches), timeout=self.job.timeouts.container.total_seconds()
-            )
-        for lease_id in list(self.ledger.open_leases()):
-            lease = self.ledger.get_lease(lease_id)
-            if lease is not None:
-                self._release(lease, "cancelled", retry=False)
-        for record in self.ledger.fail_pending("cancelled before it was tried"):
-            self._write(record)
-
-    def _fail_everything(self, reason: str) -> None:
-        for lease_id in list(self.ledger.open_leases()):
-            lease = self.ledger.get_lease(lease_id)
-            if lease is not None:
-                self._release(lease, reason, retry=False)
-        for record in self.ledger.fail_pending(reason):
-            self._write(record)
-        self._cancelled = True
-
+    # -- the end -------------------------------------------------------------------------
     async def _finish(self) -> None:
-        self.stats.finished = time.monotonic()
-        live = [entry for entry in self.actors.values() if entry.alive]
-        results = await asyncio.gather(
-            *(entry.handle.stats.remote() for entry in live), return_exceptions=True
-        )
-        self.final_actor_stats = [r for r in results if isinstance(r, dict)]
-        await asyncio.gather(
-            *(entry.handle.close.remote() for entry in live), return_exceptions=True
-        )
-        for entry in live:
-            ray.kill(entry.handle)
-        if self.metrics is not None:
-            with contextlib.suppress(RayError):
-                self.verdict = await self.metrics.verdict.remote()
-        self.sink.close()
+        self._ended.set()
+        for task in [*self._batches, *self._tasks, *self.discovery.tasks]:
+            task.cancel()
+        self.stats.finish()
+        self.final_actor_stats = await self.crew.last_word(self.scheduler.live_actors())
+        self.verdict = await self.crew.stop_metrics() or self.verdict
+        completed = self.scheduler.finished and self.failure is None
+        try:
+            if self.cache is not None and self._to_cache:
+                self.cache.put_many(self._to_cache)
+            self.store.finish(completed=completed or self.scheduler.cancelled)
+        except Exception as error:  # the summary still goes out; the store says why
+            self.failure = self.failure or f"the store could not be flushed: {error}"
+        finally:
+            self.store.close()
+            if self.cache is not None:
+                self.cache.close()
 
     def summary(self) -> dict[str, Any]:
-        stats = self.stats
-        wall = (stats.finished or time.monotonic()) - stats.started
-        cache_hits = sum(s["cache"]["hits"] for s in self.final_actor_stats)
-        cache_misses = sum(s["cache"]["misses"] for s in self.final_actor_stats)
-        return {
-            "job": self.job.name,
-            "completed": not self._cancelled,
-            "records": stats.records,
-            "by_status": dict(stats.by_status),
-            "wall_s": round(wall, 3),
-            "per_minute": round(stats.records / wall * 60, 1) if wall > 0 else 0.0,
-            "latency_ms": {
-                "p50": round(percentile(stats.latencies, 0.5), 1),
-                "p95": round(percentile(stats.latencies, 0.95), 1),
-            },
-            "retries": self.ledger.retries,
-            "duplicates_dropped": self.ledger.duplicates_dropped,
-            "duplicates_discovered": self.ledger.duplicates_discovered,
-            "actor_deaths": stats.actor_deaths,
-            "oom_kills": stats.oom_kills,
-            "expired_leases": stats.expired_leases,
-            "discovery_failures": stats.discovery_failures,
-            "dom_cache": {
-                "hits": cache_hits,
-                "misses": cache_misses,
-                "hit_ratio": round(cache_hits / (cache_hits + cache_misses), 4)
-                if cache_hits + cache_misses
-                else 0.0,
-            },
-            "shed_events": self.verdict.get("shed_events", 0),
-            "throttle_events": self.verdict.get("throttle_events", 0),
-            "shed_requests": stats.shed_requests,
-            "peak_tree_pss": self.verdict.get("peak_tree_pss"),
-            "peak_tree_rss": self.verdict.get("peak_tree_rss"),
-            "breaker": {d: self.breaker.why(d) for d in self.breaker.open_domains()},
-            "adaptive_limit": self.budget.limit.value,
-            "actors": self.final_actor_stats,
-            "learner": self.final_actor_stats[0]["learner"] if self.final_actor_stats else {},
-        }
+        from coordinator.summary import build_summary
 
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _short(error: BaseException) -> str:
-    """One readable line: the remote exception's own message, not Ray's coloured header."""
-    cause = getattr(error, "cause", None) or error
-    lines = [line for line in _ANSI.sub("", str(cause)).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(cause).__name__
+        return build_summary(self)
 
 
 RemoteCoordinator = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(Coordinator)

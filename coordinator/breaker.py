@@ -1,19 +1,26 @@
-"""A circuit breaker per domain: stop sending work to a site that keeps failing.
+"""A circuit breaker per domain: stop sending work to a site that keeps failing, and give up on
+one that stays dead.
 
 closed ──N consecutive failures──▶ open ──cooldown──▶ half-open (one probe)
   ▲                                  ▲                      │
-  └────────── probe succeeds ────────┼──── probe fails ─────┘
+  └────────── probe succeeds ────────┼──── probe fails ─────┤
+                                                            │ the probes-th failed probe
+                                                            ▼
+                                                        given up (for the rest of the run)
 
 A site that is down would otherwise eat every container's retries in a few seconds and
-turn a recoverable outage into a run of failed records. While open, the coordinator
-keeps the domain's containers pending (or fails them with :meth:`CircuitBreaker.why` as
-the reason when it gives up). Results of containers started before the breaker opened
-may arrive while it is open; they are kept as reasons but change nothing, since only
-the probe tests the domain's present.
+turn a recoverable outage into a run of failed records; one that never comes back would
+keep a run open for ever, one probe per cooldown. So the breaker gives a domain
+``probes`` chances to recover, then gives it up: the scheduler fails the domain's pending
+containers with :meth:`CircuitBreaker.why` (the last errors) as the reason.
+
+Results of containers started before the breaker opened may arrive while it is open; they
+are kept as reasons but change nothing, since only the probe tests the domain's present.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,31 +34,40 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
+    GIVEN_UP = "given up"
 
 
 @dataclass(slots=True)
 class _Domain:
     state: BreakerState = BreakerState.CLOSED
     consecutive: int = 0
+    failed_probes: int = 0
     opened_at: float = 0.0
     probe_at: float | None = None  # when the half-open probe was let through
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=REASONS_KEPT))
 
 
 class CircuitBreaker:
-    """Per-domain breaker: ``failures`` consecutive failures open it for ``cooldown_s``."""
+    """Per-domain breaker: ``failures`` consecutive failures open it for ``cooldown_s``;
+    ``probes`` failed probes in a row give the domain up."""
 
-    def __init__(self, failures: int, cooldown_s: float) -> None:
-        if failures < 1 or cooldown_s < 0:
-            raise ValueError(f"need failures >= 1 and cooldown >= 0, got {failures}, {cooldown_s}")
+    def __init__(self, failures: int, cooldown_s: float, probes: int = 2) -> None:
+        if failures < 1 or cooldown_s < 0 or probes < 1:
+            raise ValueError(
+                f"need failures >= 1, cooldown >= 0 and probes >= 1, "
+                f"got {failures}, {cooldown_s}, {probes}"
+            )
         self.failures = failures
         self.cooldown_s = cooldown_s
+        self.probes = probes
         self.opened_count = 0
         self._domains: dict[str, _Domain] = {}
 
     @classmethod
     def from_spec(cls, retry: RetrySpec) -> CircuitBreaker:
-        return cls(retry.breaker_failures, retry.breaker_cooldown.total_seconds())
+        return cls(
+            retry.breaker_failures, retry.breaker_cooldown.total_seconds(), retry.breaker_probes
+        )
 
     def _get(self, domain: str) -> _Domain:
         entry = self._domains.get(domain)
@@ -61,34 +77,54 @@ class CircuitBreaker:
 
     def allow(self, domain: str, now: float) -> bool:
         """May a container of ``domain`` start now? Lets exactly one probe through when
-        half-open (another if the probe never reports within a cooldown)."""
+        half-open (another if the probe never reports within a cooldown). Ask only when the
+        container will really start: a yes uses the probe up."""
         entry = self._domains.get(domain)
         if entry is None or entry.state is BreakerState.CLOSED:
             return True
-        if entry.state is BreakerState.OPEN:
-            if now - entry.opened_at < self.cooldown_s:
-                return False
-            entry.state = BreakerState.HALF_OPEN
-        if entry.probe_at is not None and now - entry.probe_at < self.cooldown_s:
+        if self.next_allowed_at(domain, now) > now:
             return False
+        entry.state = BreakerState.HALF_OPEN
         entry.probe_at = now
         return True
 
-    def record(self, domain: str, ok: bool, reason: str | None, now: float) -> None:
-        """The outcome of one container of ``domain`` (a final or retryable failure)."""
+    def next_allowed_at(self, domain: str, now: float) -> float:
+        """When :meth:`allow` could next say yes (``now`` if it would now, ``inf`` never)."""
+        entry = self._domains.get(domain)
+        if entry is None or entry.state is BreakerState.CLOSED:
+            return now
+        if entry.state is BreakerState.GIVEN_UP:
+            return math.inf
+        if entry.state is BreakerState.OPEN:
+            return max(now, entry.opened_at + self.cooldown_s)
+        if entry.probe_at is None:
+            return now
+        return max(now, entry.probe_at + self.cooldown_s)
+
+    def record(self, domain: str, ok: bool, reason: str | None, now: float) -> bool:
+        """The outcome of one container of ``domain``; True when it made the breaker give the
+        domain up (the caller then fails the domain's pending containers)."""
         entry = self._get(domain)
+        if entry.state is BreakerState.GIVEN_UP:
+            return False
         if ok:
             if entry.state is not BreakerState.OPEN:
                 entry.state = BreakerState.CLOSED
                 entry.consecutive = 0
+                entry.failed_probes = 0
                 entry.probe_at = None
-            return
+            return False
         entry.consecutive += 1
         entry.reasons.append(reason or "unknown failure")
-        if entry.state is BreakerState.HALF_OPEN or (
-            entry.state is BreakerState.CLOSED and entry.consecutive >= self.failures
-        ):
+        if entry.state is BreakerState.HALF_OPEN and entry.probe_at is not None:
+            entry.failed_probes += 1
+            if entry.failed_probes >= self.probes:
+                entry.state = BreakerState.GIVEN_UP
+                return True
             self._open(entry, now)
+        elif entry.state is BreakerState.CLOSED and entry.consecutive >= self.failures:
+            self._open(entry, now)
+        return False
 
     def _open(self, entry: _Domain, now: float) -> None:
         entry.state = BreakerState.OPEN
@@ -101,12 +137,21 @@ class CircuitBreaker:
         entry = self._domains.get(domain)
         return entry.state if entry else BreakerState.CLOSED
 
+    def given_up(self, domain: str) -> bool:
+        entry = self._domains.get(domain)
+        return entry is not None and entry.state is BreakerState.GIVEN_UP
+
     def why(self, domain: str, now: float | None = None) -> str:
         """One sentence for a record or a log line: the state and the last reasons."""
         entry = self._domains.get(domain)
         if entry is None or entry.state is BreakerState.CLOSED:
             return f"circuit for {domain} is closed"
         last = "; ".join(entry.reasons) or "no reason recorded"
+        if entry.state is BreakerState.GIVEN_UP:
+            return (
+                f"gave up on {domain}: {entry.consecutive} consecutive failures and "
+                f"{entry.failed_probes} failed probe(s) (last: {last})"
+            )
         sentence = (
             f"circuit for {domain} is {entry.state} after {entry.consecutive} "
             f"consecutive failures (last: {last})"
@@ -117,4 +162,8 @@ class CircuitBreaker:
         return sentence
 
     def open_domains(self) -> list[str]:
+        """Domains not closed: open, half-open or given up."""
         return [d for d, e in self._domains.items() if e.state is not BreakerState.CLOSED]
+
+    def given_up_domains(self) -> list[str]:
+        return [d for d, e in self._domains.items() if e.state is BreakerState.GIVEN_UP]

@@ -72,6 +72,7 @@ SHED_FACTOR = 0.5
 LATENCY_FACTOR = 0.85
 SHED_COOLDOWN_S = 2.0
 LATENCY_COOLDOWN_S = 1.0
+TOKEN_EPSILON = 1e-9  # refills are float sums: 0.9999999999999964 tokens is one token
 
 
 class Verdict(StrEnum):
@@ -107,7 +108,7 @@ class TokenBucket:
 
     def try_take(self, now: float, n: float = 1) -> bool:
         self._refill(now)
-        if self._tokens < n:
+        if self._tokens < n - TOKEN_EPSILON:
             return False
         self._tokens -= n
         return True
@@ -122,7 +123,8 @@ class TokenBucket:
         if n > self.burst:
             return math.inf
         self._refill(now)
-        return max(0.0, (n - self._tokens) / self.rate)
+        short = n - self._tokens
+        return 0.0 if short <= TOKEN_EPSILON else short / self.rate
 
 
 @dataclass(slots=True)
@@ -154,7 +156,7 @@ class DomainBudget:
 
     def can_start(self, domain: str, now: float) -> bool:
         entry = self._get(domain)
-        return entry.in_flight < self.concurrency and entry.bucket.tokens(now) >= 1
+        return entry.in_flight < self.concurrency and entry.bucket.tokens(now) >= 1 - TOKEN_EPSILON
 
     def start(self, domain: str, now: float) -> None:
         """Count one container started (takes a token, into debt if need be)."""
@@ -373,7 +375,6 @@ class Budget:
     def verdict(self, verdict: str, now: float) -> None:
         self.limit.update(verdict, now)
 
-    def wait_time(self, now: float) -> float:
-        """Seconds until some known domain has a token; ``inf`` if only finishes can help."""
-        waits = (self.domains.wait_time(domain, now) for domain in self.domains.domains())
-        return min(waits, default=0.0)
+    def used(self, actor: str) -> int:
+        """Containers leased to ``actor`` and not yet ended."""
+        return self._used.get(actor, 0)

@@ -1,8 +1,10 @@
-"""The ``landmark`` command: run, demo, validate, doctor, site, bench.
+"""The ``landmark`` command: run, validate, control, doctor — and the commands that other
+packages register (``demo``, ``site`` and ``bench`` come from ``benchmarks``, through the
+``landmark.commands`` entry-point group, so the runtime never imports the research harness).
 
-Exit status: 0 when the command did its job (a run with failed records
-included), 1 when it could not finish, 2 for bad input. A user's mistake is
-one readable message on stderr, never a traceback.
+Exit status: 0 when the command did its job (a run with failed records included), 1 when
+it could not finish, 2 for bad input, 130 when interrupted. A user's mistake is one
+readable message on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from actors.browser import BrowserNotFoundError
 from config.loading import JobFileError
 from config.settings import SettingsError
-from coordinator.driver import RunFailedError
+from coordinator.driver import OutputError, RunFailedError
+from coordinator.store import JobChangedError, StoreError
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+COMMAND_GROUP = "landmark.commands"
 
 
 class UsageError(Exception):
@@ -39,29 +44,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from coordinator.doctor import doctor
 
-    return doctor(browser=args.browser)
-
-
-def _cmd_site(args: argparse.Namespace) -> int:
-    from benchmarks.site import SiteConfigError, run_site, site_config_from_args
-
-    try:
-        config = site_config_from_args(args)
-    except SiteConfigError as error:
-        raise UsageError(str(error)) from None
-    return run_site(config, args.port)
+    return doctor(browser=args.browser, store=args.store)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from coordinator.driver import run_job_command
 
     return run_job_command(args)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from coordinator.demo import run_demo
-
-    return run_demo(args)
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
@@ -73,19 +62,26 @@ def _cmd_control(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.harness import run_bench_command
-
-    return run_bench_command(args)
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``run`` (and of commands that run a job, such as ``demo``)."""
     parser.add_argument("--actors", type=int, help="BrowserActors to start (job: budget.actors)")
     parser.add_argument("--pages", type=int, help="pages per actor (job: budget.pages_per_actor)")
     parser.add_argument("--address", help="a Ray cluster to join, e.g. ray://head:10001 or auto")
     parser.add_argument("--out", type=Path, help="output folder (job: output.dir)")
     parser.add_argument("--max-items", type=int, help="stop after this many containers per source")
     parser.add_argument("--browser", help="a Chromium/Chrome executable (env: LANDMARK_BROWSER)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="redis://… to keep the run's state in Redis (env: LANDMARK_REDIS_URL); "
+        "default: under the output folder",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="start over instead of resuming an unfinished run"
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="extract everything, ignoring the record cache"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -96,19 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a job file")
+    run = commands.add_parser("run", help="run a job file (resumes an unfinished run)")
     run.add_argument("job", type=Path, help="a job file (YAML or JSON)")
-    _add_run_options(run)
+    add_run_options(run)
     run.set_defaults(handler=_cmd_run)
-
-    demo = commands.add_parser(
-        "demo", help="serve the Gallery site, run the example job on it, score the output"
-    )
-    demo.add_argument("--items", type=int, default=300, help="gallery items (default 300)")
-    demo.add_argument("--mode", choices=["click", "link"], default="click", help="open mode")
-    demo.add_argument("--latency-ms", type=float, default=0.0, help="site latency (default 0)")
-    _add_run_options(demo)
-    demo.set_defaults(handler=_cmd_demo)
 
     from coordinator.control import add_control_arguments
 
@@ -122,21 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("job", type=Path)
     validate.set_defaults(handler=_cmd_validate)
 
-    doctor = commands.add_parser("doctor", help="versions, the browser found, Redis")
+    doctor = commands.add_parser("doctor", help="versions, the browser found, the store")
     doctor.add_argument("--browser", help="a Chromium/Chrome executable to check")
+    doctor.add_argument("--store", metavar="URL", help="a redis:// store to check")
     doctor.set_defaults(handler=_cmd_doctor)
 
-    from benchmarks.site import add_site_arguments
-
-    site = commands.add_parser("site", help="serve the synthetic Gallery site on 127.0.0.1")
-    add_site_arguments(site)
-    site.set_defaults(handler=_cmd_site)
-
-    bench = commands.add_parser("bench", help="research load tests (see benchmarks/README.md)")
-    from benchmarks.harness import add_bench_arguments
-
-    add_bench_arguments(bench)
-    bench.set_defaults(handler=_cmd_bench)
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(commands)
     return parser
 
 
@@ -145,18 +124,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (JobFileError, SettingsError, UsageError) as error:
+    except (
+        JobFileError,
+        SettingsError,
+        UsageError,
+        BrowserNotFoundError,
+        JobChangedError,
+        OutputError,
+    ) as error:
         print(f"landmark: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrowserNotFoundError as error:
-        print(f"landmark: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RunFailedError as error:
+    except (RunFailedError, StoreError) as error:
         print(f"landmark: the run could not finish: {error}", file=sys.stderr)
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("landmark: interrupted", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from coordinator.driver import NAMESPACE, coordinator_name
 from coordinator.progress import describe
+from coordinator.ray_setup import NAMESPACE, coordinator_name
 
 ACTIONS = ("status", "pause", "resume", "cancel")
 
@@ -23,7 +22,6 @@ class NoSuchRunError(LookupError):
 def control(action: str, job_name: str, address: str = "auto") -> dict:
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR")
     except ConnectionError as error:

@@ -16,21 +16,19 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
-def _redis_status(url: str | None) -> str:
+def _store_status(url: str | None) -> tuple[str, bool]:
+    """The store runs would use, and whether it answers (the password never shown)."""
     if not url:
-        return "not configured (set LANDMARK_REDIS_URL to use one)"
-    import redis
+        return "local: state and records under each run's output folder", True
+    from coordinator.redis_store import redis_health
+    from coordinator.store_config import redact_url
 
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        client.ping()
-    except (redis.RedisError, ValueError) as error:
-        return f"{url}: NOT answering ({error})"
-    return f"{url}: answers PING"
+    healthy, detail = redis_health(url)
+    return f"redis {redact_url(url)}: {detail}", healthy
 
 
-def doctor(browser: str | None = None) -> int:
-    """Print one line per dependency; exit 1 when the browser is missing (nothing can run)."""
+def doctor(browser: str | None = None, store: str | None = None) -> int:
+    """Print one line per dependency; exit 1 when something a run needs is missing."""
     settings = Settings.from_env()
     print(f"python      {platform.python_version()} ({platform.system()} {platform.machine()})")
     for package in ("ray", "playwright", "pydantic", "redis", "psutil"):
@@ -42,6 +40,7 @@ def doctor(browser: str | None = None) -> int:
     except BrowserNotFoundError as error:
         print(f"browser     MISSING: {error}")
         status = 1
-    print(f"redis       {_redis_status(settings.redis_url)}")
+    line, healthy = _store_status(store or settings.redis_url)
+    print(f"store       {line}")
     print(f"headless    {settings.headless}")
-    return status
+    return status if healthy else 1

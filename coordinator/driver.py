@@ -1,19 +1,19 @@
-"""The driver side of ``landmark run``: join or start Ray, start the run, show progress, write
-the summary.
+"""The driver side of ``landmark run``: check the output, start or join Ray, start the
+Coordinator, show progress, survive the Coordinator's death, write the summary.
 
-The driver holds no run state: the Coordinator actor does. The driver only
-polls ``progress()`` for the bar and, on Ctrl-C, asks for a clean cancel so the
-output stays consistent (one record per container seen so far).
+The driver holds no run state: the store does. It checks before Ray starts that the
+output directory is usable and holds no other job's run; it starts a Coordinator and, if
+that one dies, another on the same store, which resumes where the first stopped. Ctrl-C
+asks for a clean stop (batches in flight finish, the rest stays pending for a resume); a
+second Ctrl-C asks the Coordinator to make what it merged durable, and exits.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +21,22 @@ from actors.browser import find_browser
 from config.job import JobSpec
 from config.loading import load_job
 from config.settings import Settings
+from coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
+from coordinator.store import JobChangedError, JobIdentity, Prior
+from coordinator.store_config import StoreConfig
 
 PROGRESS_INTERVAL_S = 0.5
-NAMESPACE = "landmark"
+PROGRESS_CALL_S = 10.0
+ABORT_WAIT_S = 10.0
+COORDINATOR_RESTARTS = 3
 
 
-def coordinator_name(job_name: str) -> str:
-    """The Coordinator is a named actor, so ``landmark control`` can find a running job."""
-    return f"coordinator:{job_name}"
+class RunFailedError(RuntimeError):
+    """The run could not go on (e.g. no BrowserActor could start); the message says why."""
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_EXCLUDES = [".venv", "runs", ".git", "**/__pycache__", "benchmarks/results"]
+class OutputError(ValueError):
+    """The output directory cannot be used; the message says why (exit 2)."""
 
 
 def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,6 +52,8 @@ def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["containers.limit"] = args.max_items
     if getattr(args, "browser", None):
         overrides["browser.executable"] = args.browser
+    if getattr(args, "no_cache", False):
+        overrides["cache.enabled"] = False
     return overrides
 
 
@@ -56,31 +62,48 @@ def check_browser(job: JobSpec) -> None:
     find_browser(job.browser.executable or Settings.from_env().browser)
 
 
-def init_ray(address: str | None, actors: int) -> None:
-    import ray
+def check_output(out_dir: Path) -> Path:
+    """An absolute, writable output directory, or an OutputError saying what is wrong."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    for parent in [out_dir, *out_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"output directory {out_dir}: {parent} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".landmark-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"output directory {out_dir} is not writable: {error.strerror}") from None
+    return out_dir
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if ray.is_initialized():
-        return
-    if address:
-        try:
-            ray.init(
-                address=address,
-                namespace=NAMESPACE,
-                runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES},
-                logging_level="WARNING",
-            )
-        except ConnectionError as error:
-            raise RunFailedError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
-        return
-    ray.init(
-        address="local",
-        namespace=NAMESPACE,
-        num_cpus=max(os.cpu_count() or 1, actors + 1),
-        include_dashboard=False,
-        logging_level="WARNING",
-        configure_logging=True,
-    )
+
+def prepare_store(
+    store: StoreConfig, identity: JobIdentity, *, fresh: bool, say: Callable[[str], None]
+) -> Prior:
+    """Decide between a new run, a resume and a refusal, before anything starts."""
+    backend = store.open_store()
+    prior = backend.inspect(identity)
+    where = prior.where or store.description
+    if prior.kind != "none" and prior.differences and not fresh:
+        listed = "\n  ".join(prior.differences[:10])
+        raise JobChangedError(
+            f"{where} holds a run of a different job ({prior.records} records); what differs:"
+            f"\n  {listed}\nUse --fresh to start over (deletes those records), or another --out."
+        )
+    if fresh and (prior.kind != "none" or prior.records):
+        say(f"--fresh: deleting {prior.records} records and the run state in {where}")
+        backend.reset()
+    elif prior.kind == "finished":
+        say(f"{where} holds a finished run of this job; starting a new one (records cached "
+            "from it are reused unless the cache is off)")  # fmt: skip
+        backend.reset()
+    elif prior.kind == "unfinished":
+        say(f"resuming the run in {where}: {prior.records} records already written")
+    elif prior.records:
+        say(f"overwriting {prior.records} records in {where} (no run state found with them)")
+        backend.reset()
+    return prior
 
 
 def run_job(
@@ -90,26 +113,56 @@ def run_job(
     out_dir: Path,
     address: str | None = None,
     show_progress: bool = True,
+    store_url: str | None = None,
+    fresh: bool = False,
+    actor_class: Any = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``job`` to the end (or a cancel) and return its summary; writes results + summary."""
+    """Run ``job`` to the end (or a stop) and return its summary; writes results + summary."""
+    say = say or _say
+    out_dir = check_output(out_dir)
+    store_url = store_url or Settings.from_env().redis_url
+    store = StoreConfig.for_job(job, out_dir, store_url)
+    prepare_store(store, JobIdentity.of(job, sources), fresh=fresh, say=say)
+    try:
+        init_ray(address, job.budget.actors)
+    except RayStartError as error:
+        raise RunFailedError(str(error)) from None
+    summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
+    summary["out_dir"] = str(out_dir)
+    (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> dict[str, Any]:
+    from coordinator.progress import ProgressView
+    from coordinator.run_follower import CoordinatorDied, follow_run
+
+    view = ProgressView(enabled=show_progress)
+    with view:
+        for attempt in range(COORDINATOR_RESTARTS + 1):
+            coordinator = _start_coordinator(job, sources, store, actor_class)
+            try:
+                return follow_run(coordinator, view, store, say)
+            except CoordinatorDied as died:
+                if attempt == COORDINATOR_RESTARTS:
+                    raise RunFailedError(
+                        f"the Coordinator died {attempt + 1} times; last: {died}. The run is "
+                        "resumable: run the same command again."
+                    ) from None
+                say(f"the Coordinator died ({died}); starting another on the same store")
+    raise AssertionError("unreachable")
+
+
+def _start_coordinator(job, sources, store, actor_class):
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from actors.metrics_actor import create_metrics_actor
     from coordinator.actor import RemoteCoordinator
-    from coordinator.progress import ProgressView
 
-    # Absolute: on a cluster the Coordinator's working directory is Ray's unpacked copy of
-    # the project, where a relative path would land the results out of the user's sight.
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    init_ray(address, job.budget.actors)
-    metrics = create_metrics_actor(job.budget)
-    here = NodeAffinitySchedulingStrategy(
-        node_id=ray.get_runtime_context().get_node_id(), soft=False
-    )
+    name = coordinator_name(job.name)
     try:
-        ray.get_actor(coordinator_name(job.name), namespace=NAMESPACE)
+        ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:
         pass
     else:
@@ -117,53 +170,14 @@ def run_job(
             f"a run of job {job.name!r} is already going on this cluster; "
             f"stop it with: landmark control cancel {job.name}"
         )
-    coordinator = RemoteCoordinator.options(
-        scheduling_strategy=here, name=coordinator_name(job.name), namespace=NAMESPACE
-    ).remote(job, sources, str(out_dir), metrics)
-    done = coordinator.run.remote()
-    view = ProgressView(enabled=show_progress)
-    try:
-        with view:
-            _follow(coordinator, done, view)
-    except KeyboardInterrupt:
-        print(
-            "\nlandmark: stopping: finishing the batches in flight (Ctrl-C again to abort)",
-            file=sys.stderr,
-        )
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        ray.get(coordinator.cancel.remote())
-    try:
-        summary = ray.get(done)
-    except ray.exceptions.RayTaskError as error:
-        raise RunFailedError(_cause(error)) from None
-    with contextlib.suppress(ray.exceptions.RayError):
-        ray.get(metrics.stop.remote())
-    ray.kill(metrics)
-    ray.kill(coordinator)
-    summary["out_dir"] = str(out_dir)
-    (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    options = {"scheduling_strategy": here, "name": name, "namespace": NAMESPACE}
+    args = (job, sources, store) if actor_class is None else (job, sources, store, actor_class)
+    return RemoteCoordinator.options(**options).remote(*args)
 
 
-class RunFailedError(RuntimeError):
-    """The run could not go on (e.g. no BrowserActor could start); the message says why."""
-
-
-def _cause(error: BaseException) -> str:
-    """The coordinator's own message, without Ray's remote traceback around it."""
-    cause = getattr(error, "cause", None) or error
-    text = str(cause).strip().splitlines()
-    return text[-1] if text else type(cause).__name__
-
-
-def _follow(coordinator, done, view) -> None:
-    import ray
-
-    while True:
-        ready, _ = ray.wait([done], timeout=PROGRESS_INTERVAL_S)
-        if ready:
-            return
-        view.update(ray.get(coordinator.progress.remote()))
+def _say(message: str) -> None:
+    print(f"landmark: {message}", file=sys.stderr, flush=True)
 
 
 def run_job_command(args: argparse.Namespace) -> int:
@@ -178,6 +192,20 @@ def run_job_command(args: argparse.Namespace) -> int:
         out_dir=job.output.dir,
         address=args.address,
         show_progress=not args.quiet,
+        store_url=args.store,
+        fresh=args.fresh,
     )
     print_summary(summary)
-    return 0 if summary["completed"] else 1
+    return exit_status(summary)
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """0 when the run completed (failed records included), 1 when it stopped short."""
+    if summary["completed"]:
+        return 0
+    if summary.get("stopped") == "interrupted":
+        _say(f"stopped with {summary['pending']} containers pending; run the same command "
+             "again to resume")  # fmt: skip
+    elif summary.get("failure"):
+        _say(f"the run could not finish: {summary['failure']}")
+    return 1

@@ -32,7 +32,7 @@ from enum import Enum, StrEnum
 from typing import NamedTuple
 
 from config.job import RetrySpec
-from config.records import Container, Phase, Record, Status, domain_of
+from config.records import Container, Phase, Problem, Record, Status, domain_of
 
 PREFER_WINDOW = 64  # queue entries ``prefer`` looks at per lease call, across lanes
 
@@ -53,6 +53,8 @@ TERMINAL = frozenset({State.DONE, State.FAILED})
 _ALLOWED: frozenset[tuple[State | None, State]] = frozenset(
     {
         (None, State.PENDING),  # discovered
+        (None, State.DONE),  # written by an earlier run of the job, or served from the cache
+        (None, State.FAILED),  # failed in an earlier run of the job
         (State.PENDING, State.LEASED),  # handed to an actor
         (State.PENDING, State.FAILED),  # given up on before trying (cancel, open breaker)
         (State.LEASED, State.PENDING),  # retry or lease taken back
@@ -121,6 +123,7 @@ class Ledger:
         self._containers: dict[str, Container] = {}
         self._attempts: dict[str, int] = {}
         self._lane: dict[str, str] = {}
+        self._last_errors: dict[str, list[Problem]] = {}  # why a pending container was retried
         self._done: set[str] = set()
         self._failed: set[str] = set()
         self._counts = dict.fromkeys(State, 0)
@@ -149,7 +152,9 @@ class Ledger:
             self._counts[frm] -= 1
         self._counts[to] += 1
         if to in TERMINAL:
-            del self._state[cid], self._containers[cid], self._attempts[cid], self._lane[cid]
+            if frm is not None:
+                del self._state[cid], self._containers[cid], self._attempts[cid], self._lane[cid]
+                self._last_errors.pop(cid, None)
             (self._done if to is State.DONE else self._failed).add(cid)
         else:
             self._state[cid] = to
@@ -165,17 +170,32 @@ class Ledger:
         return None
 
     # ---------------------------------------------------------------- discovery
-    def add(self, container: Container) -> bool:
-        """Track a discovered container; False (and counted) if its id was seen before."""
+    def add(
+        self, container: Container, attempts: int = 0, last_errors: list[Problem] | None = None
+    ) -> bool:
+        """Track a discovered container; False (and counted) if its id was seen before.
+
+        ``attempts`` and ``last_errors`` carry a resumed container's history, so its tries
+        are counted across runs and a final failure still names its real cause."""
         cid = container.id
         if self.state_of(cid) is not None:
             self.duplicates_discovered += 1
             return False
         self._move(cid, State.PENDING)
         self._containers[cid] = container
-        self._attempts[cid] = 0
+        self._attempts[cid] = attempts
         self._lane[cid] = self._lane_fn(container)
+        if last_errors:
+            self._last_errors[cid] = list(last_errors)
         self._enqueue_ready(cid)
+        return True
+
+    def add_finished(self, cid: str, status: str = Status.OK) -> bool:
+        """Count ``cid`` as finished without running it: its record was written by an earlier
+        run, or served from the cache. False if the id is already known."""
+        if self.state_of(cid) is not None:
+            return False
+        self._move(cid, State.FAILED if status == Status.FAILED else State.DONE)
         return True
 
     def add_all(self, containers: Iterable[Container]) -> int:
@@ -340,8 +360,12 @@ class Ledger:
         return lease
 
     # ---------------------------------------------------------------- results
-    def complete(self, lease_id: int, record: Record, now: float) -> Completion:
-        """Apply the record for one container of a lease (sets ``record.attempts``)."""
+    def complete(
+        self, lease_id: int, record: Record, now: float, *, retry: bool = True
+    ) -> Completion:
+        """Apply the record for one container of a lease (sets ``record.attempts``).
+
+        ``retry=False`` makes a retryable failure final (its domain was given up)."""
         cid = record.id
         if self._leased_by.get(cid) != lease_id:
             self.duplicates_dropped += 1
@@ -354,7 +378,8 @@ class Ledger:
             return Completion(Outcome.FINAL, record)
         if record.status != Status.FAILED:
             raise LedgerError(f"container {cid!r}: unknown record status {record.status!r}")
-        if record.retryable and attempts < self.max_attempts:
+        if retry and record.retryable and attempts < self.max_attempts:
+            self._last_errors[cid] = list(record.errors)
             self._retry(cid, now)
             return Completion(Outcome.RETRY, None)
         self._move(cid, State.FAILED)
@@ -367,11 +392,12 @@ class Ledger:
         reason: str,
         phase: str = Phase.DISPATCH,
         *,
-        retry: bool = True,
+        retry: bool | Accept = True,
     ) -> list[Record]:
         """Take back what is still leased under a lease (dead actor, OOM, expiry, a batch
         answered only in part). Each container retries if it has attempts left and
-        ``retry`` is set (False for a cancel); otherwise it fails with ``reason``.
+        ``retry`` says so (False for a cancel; a predicate to decide per container);
+        otherwise it fails with ``reason``.
         Returns the terminal records created, for the caller to write."""
         entry = self._open.get(lease_id)
         if entry is None:
@@ -380,7 +406,9 @@ class Ledger:
         records: list[Record] = []
         for cid in [c.id for c in entry.lease.containers if c.id in entry.ids]:
             self._unlease(cid, lease_id)
-            if retry and self._attempts[cid] < self.max_attempts:
+            may = retry(self._containers[cid]) if callable(retry) else retry
+            if may and self._attempts[cid] < self.max_attempts:
+                self._last_errors[cid] = [Problem(phase=phase, reason=reason)]
                 self._retry(cid, now)
             else:
                 records.append(self._fail(cid, phase, reason, actor))
@@ -403,7 +431,12 @@ class Ledger:
         self._enqueue_delayed(cid, now + self.backoff_delay(self._attempts[cid]))
 
     def _fail(self, cid: str, phase: str, reason: str, actor: str | None = None) -> Record:
+        """The final record of a container given up on. A container that failed before keeps
+        that real error first; ``reason`` says why it was not tried again."""
         record = Record.failure(self._containers[cid], phase, reason, retryable=False, actor=actor)
+        earlier = self._last_errors.get(cid)
+        if earlier:
+            record.errors = [*earlier, *record.errors]
         record.attempts = self._attempts[cid]
         self._move(cid, State.FAILED)
         return record
@@ -434,6 +467,18 @@ class Ledger:
                 records.append(self._fail(cid, phase, reason))
         return records
 
+    def fail_lane(self, lane: str, reason: str, phase: str = Phase.DISPATCH) -> list[Record]:
+        """Fail every pending container of one lane (a domain given up): O(lane + delayed)."""
+        queue = self._lanes.get(lane, ())
+        ready = [cid for seq, cid in queue if self._ready_seq.get(cid) == seq]
+        delayed = [cid for cid in self._delayed_seq if self._lane[cid] == lane]
+        records = []
+        for cid in [*ready, *delayed]:
+            self._ready_seq.pop(cid, None)
+            self._delayed_seq.pop(cid, None)
+            records.append(self._fail(cid, phase, reason))
+        return records
+
     # ---------------------------------------------------------------- time
     def expired(self, now: float) -> list[int]:
         """Leases whose deadline has passed, each reported once; ``release`` them."""
@@ -445,15 +490,30 @@ class Ledger:
                 found.append(lease_id)
         return found
 
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a lease still open, or None."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._open:
+            heapq.heappop(deadlines)
+        return deadlines[0][0] if deadlines else None
+
+    def ready_lanes(self) -> list[str]:
+        """Lanes with a container ready now: where to look for what holds dispatch back."""
+        return [lane for lane in list(self._lanes) if self._head(lane) is not None]
+
+    def next_delayed_at(self) -> float | None:
+        """When the first backed-off container becomes ready, or None."""
+        delayed = self._delayed
+        while delayed and self._delayed_seq.get(delayed[0][2]) != delayed[0][1]:
+            heapq.heappop(delayed)
+        return delayed[0][0] if delayed else None
+
     def next_ready_at(self) -> float | None:
         """Earliest time a pending container can be leased: ``-inf`` if one is ready now,
         None when nothing is pending."""
         if self._ready_seq:
             return -float("inf")
-        delayed = self._delayed
-        while delayed and self._delayed_seq.get(delayed[0][2]) != delayed[0][1]:
-            heapq.heappop(delayed)
-        return delayed[0][0] if delayed else None
+        return self.next_delayed_at()
 
     # ---------------------------------------------------------------- views
     def counts(self) -> dict[State, int]:
@@ -470,6 +530,16 @@ class Ledger:
     @property
     def is_finished(self) -> bool:
         return not self._state
+
+    def attempts_of(self, cid: str) -> int:
+        return self._attempts.get(cid, 0)
+
+    def last_errors(self, cid: str) -> list[Problem]:
+        return list(self._last_errors.get(cid, ()))
+
+    def pending_containers(self) -> list[Container]:
+        """Every pending container (ready or backing off): what a stopped run leaves to resume."""
+        return [self._containers[cid] for cid in [*self._ready_seq, *self._delayed_seq]]
 
     def get_lease(self, lease_id: int) -> Lease | None:
         entry = self._open.get(lease_id)
@@ -491,6 +561,7 @@ class Ledger:
     def check_invariants(self) -> None:
         """O(n) self-check for tests: each id in exactly one state structure, counts agree."""
         problems: list[str] = []
+        active_ids = self._state.keys()
         pending = {cid for cid, state in self._state.items() if state is State.PENDING}
         leased = {cid for cid, state in self._state.items() if state is State.LEASED}
         _expect(
@@ -504,6 +575,7 @@ class Ledger:
             pending == self._ready_seq.keys() | self._delayed_seq.keys(),
         )
         _expect(problems, "leased = leased_by", leased == self._leased_by.keys())
+        _expect(problems, "last errors of pending only", self._last_errors.keys() <= active_ids)
         _expect(problems, "done ∩ failed", not (self._done & self._failed))
         _expect(
             problems, "active ∩ terminal", not (self._state.keys() & (self._done | self._failed))

@@ -58,7 +58,7 @@ class ProgressView:
 
 
 def describe(progress: dict[str, Any]) -> str:
-    """``12.3/s ETA 40s · failed 2 · limit 16 · mem 41% ok · discovering 1``"""
+    """``12.3/s ETA 40s · failed 2 · limit 16 · mem 41% ok · discovering 1 · resumed 394``"""
     finished = progress["done"] + progress["failed"]
     remaining = max(0, progress["known"] - finished)
     rate = progress["rate"]
@@ -73,6 +73,15 @@ def describe(progress: dict[str, Any]) -> str:
     parts.append(f"mem {memory * 100:.0f}% {verdict}" if memory is not None else verdict)
     if progress["discovering"]:
         parts.append(f"discovering {progress['discovering']}")
+    for key, label in (("resumed", "resumed"), ("cached", "cached"),
+                       ("failed_sources", "sources failed")):  # fmt: skip
+        if progress.get(key):
+            parts.append(f"{label} {progress[key]}")
+    if progress.get("given_up"):
+        parts.append("gave up on " + ", ".join(progress["given_up"]))
+    for key in ("store", "monitor"):
+        if progress.get(key):
+            parts.append(str(progress[key]))
     if progress["paused"]:
-        parts.append("PAUSED")
+        parts.append("PAUSED" + (" (store)" if "store" in progress["paused"] else ""))
     return " · ".join(parts)

@@ -15,7 +15,8 @@ def _mib(value: float | None) -> str:
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     by_status = summary["by_status"]
     cache = summary["dom_cache"]
-    return [
+    records = summary["record_cache"]
+    rows = [
         ("records", f"{summary['records']:,}"),
         (
             "ok / partial / failed",
@@ -31,16 +32,27 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("retries / duplicates dropped", f"{summary['retries']} / {summary['duplicates_dropped']}"),
         ("actor deaths / OOM kills", f"{summary['actor_deaths']} / {summary['oom_kills']}"),
         ("DOM cache hit ratio", f"{cache['hit_ratio']:.1%} ({cache['hits']:,} hits)"),
+        ("record cache", f"{records['hits']:,} of {records['total']:,} served from it"),
         ("shed / throttle events", f"{summary['shed_events']} / {summary['throttle_events']}"),
         ("peak memory (process tree, PSS)", _mib(summary.get("peak_tree_pss"))),
-        ("output", summary.get("out_dir", "")),
     ]
+    if summary.get("resumed"):
+        rows.append(("resumed", f"{summary['resumed']:,} records written by earlier runs"))
+    if summary.get("pending"):
+        rows.append(("pending", f"{summary['pending']:,} (run the same command to resume)"))
+    for source, reason in summary.get("failed_sources", {}).items():
+        rows.append(("source failed", f"{source}: {reason} (its items were never discovered)"))
+    for reason in summary.get("given_up", {}).values():
+        rows.append(("gave up on", reason))
+    rows.append(("store", summary.get("store", "")))
+    rows.append(("output", summary.get("out_dir", "")))
+    return rows
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     table = Table(
         title=f"landmark: {summary['job']}"
-        + ("" if summary["completed"] else " (stopped before the end)"),
+        + ("" if summary["completed"] else f" ({summary.get('stopped') or 'stopped'})"),
         show_header=False,
     )
     table.add_column(style="bold")

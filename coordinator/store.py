@@ -1,66 +1,186 @@
-"""Where records go: sinks that stream them out, and the set of ids already written.
+"""Where a run's state lives: the store protocol, the job's identity, and the results file.
 
-Records stream (the design's contract 4): the coordinator writes each terminal record as
-it merges and keeps nothing of it, so memory does not grow with the run. ``JsonlSink``
-is the file sink; a Redis-backed store can implement the same two protocols.
+A run's truth lives in a store, not in a process (see DESIGN.md, *State*). The
+Coordinator records into it as it goes — containers discovered, attempts made, records
+written, sources finished, the learner — in batches, and a new Coordinator (after a
+crash, a Ctrl-C, a driver killed) reads it back and goes on: containers already written
+are never extracted again; those leased by the dead run go back to pending with their
+attempt counts.
+
+Two backends share :class:`RunStore`: ``local_store.LocalStore`` (the embedded default,
+under the output directory) and ``redis_store.RedisStore`` (for clusters and services).
+
+Records stream (the design's contract 4): ``JsonlSink`` appends each terminal record as it
+merges and keeps nothing of it, so memory does not grow with the run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
-from config.records import Record
+from config.job import JobSpec
+from config.records import Container, Record, domain_of
 
 FLUSH_EVERY = 256
 
 
-@runtime_checkable
-class ResultSink(Protocol):
+class StoreError(RuntimeError):
+    """The store cannot be used; the message says which one and why (no secrets in it)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store did not answer (Redis down): writes stay buffered and are retried."""
+
+
+class JobChangedError(ValueError):
+    """The output directory (or Redis job) holds a run of a different job."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobIdentity:
+    """What decides a job's output: its sources, containers, fields and downloads. Budget,
+    timeouts and output settings may change between a run and its resume; these may not."""
+
+    name: str
+    what: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: JobSpec, sources: list[str]) -> JobIdentity:
+        what = job.model_dump(mode="json", include={"containers", "fields", "download"})
+        what["sources"] = list(sources)
+        return cls(job.name, what)
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.what, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        """Dotted paths where ``other`` (a stored ``what``) differs from this job."""
+        return _differences(other, self.what, "")
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new)):
+            found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        found = []
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            found += _differences(a, b, f"{path}[{index}]")
+        return found
+    if old != new:
+        return [f"{path}: was {_short(old)}, now {_short(new)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(slots=True)
+class Prior:
+    """What a store already holds for a job, seen before the run starts."""
+
+    kind: str = "none"  # "none" | "unfinished" | "finished"
+    records: int = 0
+    differences: list[str] = field(default_factory=list)
+    where: str = ""
+
+
+@dataclass(slots=True)
+class Resumed:
+    """What an earlier run of the job left: the new Coordinator starts from here."""
+
+    finished: dict[str, str] = field(default_factory=dict)  # id -> status of records written
+    pending: list[tuple[Container, int]] = field(default_factory=list)  # (container, attempts)
+    sources_done: set[str] = field(default_factory=set)
+    learner: dict[str, Any] | None = None
+
+    def by_status(self) -> dict[str, int]:
+        return dict(Counter(self.finished.values()))
+
+
+class RunStore(Protocol):
+    """The state of one run of one job. Writes are buffered; :meth:`flush` makes them
+    durable and raises :class:`StoreUnavailable` (keeping them) when the store is away."""
+
+    description: str  # for progress, doctor and the summary: never a password
+
+    def inspect(self, identity: JobIdentity) -> Prior: ...
+
+    def reset(self) -> None:
+        """Delete the run's state and records (not the record cache): ``--fresh``."""
+        ...
+
+    def open(self, identity: JobIdentity) -> Resumed: ...
+
+    def added(self, containers: list[Container]) -> None: ...
+
+    def leased(self, containers: list[Container], attempts: list[int]) -> None: ...
+
     def write(self, record: Record) -> None: ...
 
+    def source_done(self, source: str) -> None: ...
+
+    def save_learner(self, snapshot: dict[str, Any]) -> None: ...
+
+    def pending_writes(self) -> int: ...
+
     def flush(self) -> None: ...
+
+    def finish(self, completed: bool) -> None: ...
 
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class SeenIds(Protocol):
-    """Ids whose record is already written, so a restarted run drops duplicates.
+class RecordCache(Protocol):
+    """Records by container and field spec, shared by runs (and nodes, with Redis)."""
 
-    In memory for one process (:class:`MemorySeenIds`); a Redis SET (``SADD`` returns
-    whether the member was new, ``SISMEMBER``, ``SCARD``) backs the same three calls
-    when the record of a container must survive the coordinator.
-    """
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]: ...
 
-    def add(self, cid: str) -> bool:
-        """Remember ``cid``; True if it was new."""
-        ...
+    def put_many(self, items: dict[str, dict[str, Any]]) -> None: ...
 
-    def __contains__(self, cid: object) -> bool: ...
-
-    def __len__(self) -> int: ...
+    def close(self) -> None: ...
 
 
-class MemorySeenIds:
-    def __init__(self, ids: Iterator[str] | list[str] | None = None) -> None:
-        self._ids: set[str] = set(ids or ())
+def cache_spec_hash(job: JobSpec) -> str:
+    """A hash of what decides a record's content: the containers' opening and the fields."""
+    spec = job.model_dump(mode="json", include={"containers", "fields"})
+    spec["containers"].pop("limit", None)
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def add(self, cid: str) -> bool:
-        if cid in self._ids:
-            return False
-        self._ids.add(cid)
-        return True
 
-    def __contains__(self, cid: object) -> bool:
-        return cid in self._ids
+def cache_key(spec_hash: str, source: str, container_id: str) -> str:
+    """The container's id, on its source's host (not its port: a site moved to another port
+    is the same site), under the field spec's hash."""
+    host = domain_of(source).rsplit(":", 1)[0]
+    return f"{spec_hash}:{host}:{container_id}"
 
-    def __len__(self) -> int:
-        return len(self._ids)
+
+def container_to_json(container: Container) -> dict[str, Any]:
+    return {
+        "id": container.id,
+        "source": container.source,
+        "position": container.position,
+        "open": container.open,
+        "url": container.url,
+    }
+
+
+def container_from_json(data: dict[str, Any]) -> Container:
+    return Container(data["id"], data["source"], data["position"], data["open"], data.get("url"))
 
 
 class JsonlSink:
@@ -84,6 +204,10 @@ class JsonlSink:
     def written(self) -> int:
         return sum(self.counts.values())
 
+    def pending(self) -> int:
+        """Records written but not yet flushed to the file."""
+        return len(self._buffer)
+
     def write(self, record: Record) -> None:
         if self._file.closed:
             raise ValueError(f"results file {self.path} is closed; cannot write {record.id!r}")
@@ -99,6 +223,15 @@ class JsonlSink:
             self._buffer.clear()
         if not self._file.closed:
             self._file.flush()
+
+    def sync(self) -> None:
+        """Flush and fsync: what was written survives the machine, not only the process."""
+        if self._file.closed:
+            return
+        had = bool(self._buffer)
+        self.flush()
+        if had:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file.closed:
@@ -139,53 +272,6 @@ def _drop_partial_tail(path: Path) -> None:
         file.truncate(0)
 
 
-class MemorySink:
-    """Keeps records in a list: for tests and small embedded runs."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.counts: Counter[str] = Counter()
-        self.flushes = 0
-        self.closed = False
-
-    @property
-    def written(self) -> int:
-        return len(self.records)
-
-    def write(self, record: Record) -> None:
-        if self.closed:
-            raise ValueError(f"sink is closed; cannot write {record.id!r}")
-        self.records.append(record)
-        self.counts[str(record.status)] += 1
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class UniqueSink:
-    """Writes each id once: records whose id ``seen`` already holds are dropped and counted."""
-
-    def __init__(self, sink: ResultSink, seen: SeenIds) -> None:
-        self.sink = sink
-        self.seen = seen
-        self.dropped = 0
-
-    def write(self, record: Record) -> None:
-        if self.seen.add(record.id):
-            self.sink.write(record)
-        else:
-            self.dropped += 1
-
-    def flush(self) -> None:
-        self.sink.flush()
-
-    def close(self) -> None:
-        self.sink.close()
-
-
 def read_results(path: Path | str) -> Iterator[dict[str, Any]]:
     """The records of a results file, in order.
 
@@ -206,9 +292,9 @@ def read_results(path: Path | str) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not a JSON record ({error})") from None
 
 
-def seen_from_results(path: Path | str) -> MemorySeenIds:
-    """The ids already written to a results file (empty if there is none): resume from it."""
+def finished_in(path: Path | str) -> dict[str, str]:
+    """``{id: status}`` of the records in a results file (empty if there is none)."""
     path = Path(path)
     if not path.exists():
-        return MemorySeenIds()
-    return MemorySeenIds([record["id"] for record in read_results(path)])
+        return {}
+    return {record["id"]: record["status"] for record in read_results(path)}

@@ -8,15 +8,12 @@ or actors instead.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import pytest
 
 T = TypeVar("T")
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="session")
@@ -69,16 +66,13 @@ def page(run, browser):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the session: 2 CPUs' worth of logical slots, no dashboard."""
+    """One local Ray for the session, as a run starts it: loopback only, token auth on,
+    8 logical CPUs' worth of slots, no dashboard."""
     import ray
 
+    from coordinator.ray_setup import start_local_ray
+
     if not ray.is_initialized():
-        ray.init(
-            address="local",
-            num_cpus=8,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}},
-        )
+        start_local_ray(num_cpus=8, log_to_driver=False)
     yield ray
     ray.shutdown()

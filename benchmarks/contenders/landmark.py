@@ -23,7 +23,7 @@ MAX_ACTORS = 8
 
 def start_ray() -> float:
     """Start the local Ray this worker will reuse; seconds it took."""
-    from coordinator.driver import init_ray
+    from coordinator.ray_setup import init_ray
 
     began = time.monotonic()
     init_ray(None, MAX_ACTORS)

@@ -121,7 +121,6 @@ class ContenderProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
         )
-        env.setdefault("RAY_AUTH_MODE", "disabled")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("a", encoding="utf-8")
         self._process = subprocess.Popen(

@@ -294,7 +294,7 @@ def test_demo_command_scores_100_percent(tmp_path):
 # -- helpers -------------------------------------------------------------------------
 def landmark(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     """The ``landmark`` command in its own process, as a user runs it."""
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    env = dict(os.environ)
     return subprocess.run(
         LANDMARK + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

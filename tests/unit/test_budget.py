@@ -187,10 +187,10 @@ def test_budget_combines_slots_global_limit_and_domains() -> None:
 
 def test_budget_domain_cap_and_wait_time() -> None:
     budget = Budget.from_spec(BudgetSpec(domain_rate=1.0, domain_concurrency=5))
-    assert budget.wait_time(0.0) == 0.0  # no domain known yet: nothing to wait for
+    assert budget.domains.wait_time("x.test", 0.0) == 0.0  # a new domain: nothing to wait for
     assert budget.try_start_domain("x.test", 0.0)
     assert not budget.try_start_domain("x.test", 0.0)  # rate 1/s, burst 1
-    assert budget.wait_time(0.25) == pytest.approx(0.75)
+    assert budget.domains.wait_time("x.test", 0.25) == pytest.approx(0.75)
 
 
 def test_budget_pressure_stops_dispatch_above_the_floor() -> None:

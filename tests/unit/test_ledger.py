@@ -151,7 +151,8 @@ def test_release_after_actor_death_requeues_then_fails_with_reason() -> None:
     records = ledger.release(second.id, now=2, reason="actor died: OOM")
     assert [r.id for r in records] == ["c0", "c1"]  # in lease order
     assert all(r.status == Status.FAILED and r.attempts == 2 for r in records)
-    assert all(r.errors[0].reason == "actor died: OOM" for r in records)
+    # every try's reason, in order: the first death, then the one that ended it
+    assert all([e.reason for e in r.errors] == ["actor died", "actor died: OOM"] for r in records)
     assert all(r.errors[0].phase == Phase.DISPATCH and r.actor == "dead2" for r in records)
     ledger.check_invariants()
 
@@ -251,8 +252,19 @@ def test_illegal_transition_raises() -> None:
     ledger.complete(lease.id, record(lease.containers[0]), now=0)
     with pytest.raises(LedgerError, match="illegal move done -> leased"):
         ledger._move("c0", State.LEASED)
-    with pytest.raises(LedgerError, match="illegal move None -> done"):
-        ledger._move("never-seen", State.DONE)
+    with pytest.raises(LedgerError, match="illegal move None -> leased"):
+        ledger._move("never-seen", State.LEASED)
+
+
+def test_finished_without_running_counts_once_and_blocks_rediscovery() -> None:
+    """Resumed records and cache hits: terminal at once, and a rediscovery is a duplicate."""
+    ledger = ledger_with(0)
+    assert ledger.add_finished("c0") and ledger.add_finished("c1", Status.FAILED)
+    assert not ledger.add_finished("c0")
+    assert not ledger.add(container(0)) and ledger.duplicates_discovered == 1
+    assert ledger.counts()[State.DONE] == 1 and ledger.counts()[State.FAILED] == 1
+    assert ledger.is_finished
+    ledger.check_invariants()
 
 
 def test_unknown_status_is_a_bug_not_a_silent_success() -> None:

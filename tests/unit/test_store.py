@@ -1,4 +1,5 @@
-"""Sinks stream records out; read_results reads them back, even after a crash mid-write."""
+"""Sinks stream records out; read_results reads them back, even after a crash mid-write; the
+local store keeps a run's state so another process can resume it."""
 
 from __future__ import annotations
 
@@ -8,16 +9,8 @@ from pathlib import Path
 import pytest
 
 from config.records import Container, Phase, Problem, Record, Status
-from coordinator.store import (
-    JsonlSink,
-    MemorySeenIds,
-    MemorySink,
-    ResultSink,
-    SeenIds,
-    UniqueSink,
-    read_results,
-    seen_from_results,
-)
+from coordinator.local_store import LocalRecordCache, LocalStore
+from coordinator.store import JobIdentity, JsonlSink, finished_in, read_results
 
 
 def rec(i: int, status: str = Status.OK, **fields: object) -> Record:
@@ -70,8 +63,7 @@ def test_jsonl_appends_and_heals_a_torn_last_line(tmp_path: Path) -> None:
     with path.open("a", encoding="utf-8") as file:
         file.write('{"id": "c1", "sta')  # the process died mid-write
     assert [r["id"] for r in read_results(path)] == ["c0"]
-    seen = seen_from_results(path)
-    assert "c0" in seen and "c1" not in seen and len(seen) == 1
+    assert finished_in(path) == {"c0": "ok"}
     with JsonlSink(path) as sink:  # a resumed run
         sink.write(rec(1))
     assert [r["id"] for r in read_results(path)] == ["c0", "c1"]
@@ -84,26 +76,81 @@ def test_read_results_names_a_broken_middle_line(tmp_path: Path) -> None:
         list(read_results(path))
 
 
-def test_memory_sink_and_protocols() -> None:
-    sink = MemorySink()
-    assert isinstance(sink, ResultSink) and isinstance(MemorySeenIds(), SeenIds)
-    sink.write(rec(0))
-    sink.write(rec(1, Status.FAILED))
-    sink.flush()
-    sink.close()
-    assert [r.id for r in sink.records] == ["c0", "c1"] and sink.counts["failed"] == 1
-    assert sink.flushes == 1
-    with pytest.raises(ValueError, match="closed"):
-        sink.write(rec(2))
+def identity(**fields: object) -> JobIdentity:
+    what = {"sources": ["http://a.test/g"], "fields": [{"name": "title", "labels": ["Title"]}]}
+    what.update(fields)
+    return JobIdentity("job", what)
 
 
-def test_unique_sink_drops_ids_already_written(tmp_path: Path) -> None:
-    seen = seen_from_results(tmp_path / "none.jsonl")
-    assert len(seen) == 0
-    seen.add("c0")  # written by an earlier run
-    inner = MemorySink()
-    sink = UniqueSink(inner, seen)
-    for record in [rec(0), rec(1), rec(1), rec(2)]:
-        sink.write(record)
-    assert [r.id for r in inner.records] == ["c1", "c2"] and sink.dropped == 2
-    assert "c2" in seen and len(seen) == 3
+def containers(n: int) -> list[Container]:
+    return [
+        Container(f"c{i}", "http://a.test/g", i, "click", f"http://a.test/i/{i}") for i in range(n)
+    ]
+
+
+def test_a_new_store_resumes_what_a_dead_one_left(tmp_path: Path) -> None:
+    first = LocalStore(tmp_path)
+    assert first.inspect(identity()).kind == "none"
+    resumed = first.open(identity())
+    assert resumed.finished == {} and resumed.pending == []
+    items = containers(5)
+    first.added(items)
+    first.leased(items[:3], [1, 1, 2])
+    first.write(rec(0))
+    first.write(Record.failure(items[1], Phase.OPEN, "HTTP 404", retryable=False))
+    first.source_done("http://a.test/g")
+    first.save_learner({"timings": [["a.test", "settle", [0.1]]], "strategies": []})
+    first.flush()
+    first.write(rec(2))  # merged but never flushed: the process dies here
+    # no close(): a SIGKILL gives none
+
+    second = LocalStore(tmp_path)
+    prior = second.inspect(identity())
+    assert (prior.kind, prior.records, prior.differences) == ("unfinished", 2, [])
+    resumed = second.open(identity())
+    assert resumed.finished == {"c0": "ok", "c1": "failed"}
+    assert [(c.id, tries) for c, tries in resumed.pending] == [("c2", 2), ("c3", 0), ("c4", 0)]
+    assert resumed.sources_done == {"http://a.test/g"}
+    assert resumed.learner == {"timings": [["a.test", "settle", [0.1]]], "strategies": []}
+    second.write(rec(2))
+    second.finish(completed=True)
+    second.close()
+    assert [r["id"] for r in read_results(tmp_path / "results.jsonl")] == ["c0", "c1", "c2"]
+    assert LocalStore(tmp_path).inspect(identity()).kind == "finished"
+
+
+def test_a_changed_job_is_named_field_by_field(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.open(identity())
+    store.flush()
+    store.close()
+    changed = identity(fields=[{"name": "title", "labels": ["Heading"]}])
+    prior = LocalStore(tmp_path).inspect(changed)
+    assert prior.differences == ['fields[0].labels[0]: was "Title", now "Heading"']
+
+
+def test_reset_deletes_results_and_state_but_not_the_cache(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.open(identity())
+    store.write(rec(0))
+    store.finish(completed=True)
+    store.close()
+    cache = LocalRecordCache(tmp_path, ttl_s=60)
+    cache.put_many({"k": {"id": "c0"}})
+    LocalStore(tmp_path).reset()
+    assert not (tmp_path / "results.jsonl").exists()
+    assert LocalStore(tmp_path).inspect(identity()).kind == "none"
+    assert cache.get_many(["k", "missing"]) == {"k": {"id": "c0"}}
+
+
+def test_cached_records_expire(tmp_path: Path) -> None:
+    cache = LocalRecordCache(tmp_path, ttl_s=-1)  # already expired when written
+    cache.put_many({"k": {"id": "c0"}})
+    assert cache.get_many(["k"]) == {}
+
+
+def test_a_record_survives_the_round_trip_through_json() -> None:
+    record = rec(3, Status.PARTIAL, prompt="x")
+    record.errors.append(Problem(Phase.EXTRACT, "missing", field="seed"))
+    record.cached = True
+    assert Record.from_json_dict(json.loads(json.dumps(record.to_json_dict()))) == record

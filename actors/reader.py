@@ -1,0 +1,297 @@
+"""Reading containers: open one (click its card, or load its page), wait for its fields, read
+them all in one in-page call, and turn what came back into a record.
+
+Per container the hot path is one page call in click mode (open + settle + resolve in one
+evaluate, the previous panel closed inside it) and a navigation plus one evaluate in link
+and self mode. Every wait is a condition with a deadline from the PerformanceLearner.
+
+Nothing one container does fails its batch: every error — a slot that never frees, a
+browser that will not relaunch, a page that hangs, a download that stalls — ends as that
+container's record, with the phase and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import timedelta
+
+from playwright.async_api import Error as PlaywrightError
+
+from actors.discovery import Discovery, first_line
+from actors.dom_cache import DomCache
+from actors.downloads import DownloadError, download_to_file
+from actors.extraction import Settled, field_plan, finish_value, parse_settled, settle_and_resolve
+from actors.learner import Deadlines, PerformanceLearner
+from actors.session import BrowserGone, BrowserSession, OffSiteError, SessionBroken, Slot
+from config.job import JobSpec, OpenMode
+from config.records import Container, Phase, Problem, Record, Status, domain_of
+
+ERROR_SELECTOR = "[role=alert]"
+SEEK_MAX_STEPS = 10_000
+SETTLE_QUIET_MS = 100  # a panel with a field missing is read once the DOM is quiet this long
+DOWNLOAD_RESERVE_S = 1.0  # a download stops this long before its container's deadline
+
+# Click mode's hot path: open the card's panel and read it in one round trip.
+OPEN_AND_SETTLE = """async ([opening, spec, timeoutMs, quietMs, errorSelector]) => {
+  const opened = await window.__landmarkGallery.open(opening);
+  if (!opened.ok) return {opened};
+  const settled = await window.__landmark.settle(spec, timeoutMs, quietMs, errorSelector);
+  return {...settled, opened};
+}"""
+
+
+class Progress:
+    """Which phase a container is in, and how long each finished phase took (ms)."""
+
+    __slots__ = ("_last", "deadline_at", "phase", "timings")
+
+    def __init__(self) -> None:
+        self.phase: str = Phase.OPEN
+        self.timings: dict[str, float] = {}
+        self._last = time.monotonic()
+        self.deadline_at: float | None = None  # the container's deadline, monotonic seconds
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = round((now - self._last) * 1000, 2)
+        self._last = now
+
+
+class ContainerReader:
+    def __init__(
+        self,
+        job: JobSpec,
+        name: str,
+        session: BrowserSession,
+        discovery: Discovery,
+        learner: PerformanceLearner,
+        cache: DomCache,
+        out_dir,
+    ) -> None:
+        self.job = job
+        self.name = name
+        self.session = session
+        self.discovery = discovery
+        self.learner = learner
+        self.cache = cache
+        self.deadlines = Deadlines(learner, job.timeouts)
+        self.out_dir = out_dir
+        self.counts = {Status.OK: 0, Status.PARTIAL: 0, Status.FAILED: 0}
+        self.containers = 0
+        budget = job.budget
+        rounds = math.ceil((budget.pages_per_actor + budget.batch_size) / budget.pages_per_actor)
+        # a slot frees within a container's deadline per round of work queued before ours
+        self._acquire_s = rounds * job.timeouts.container.total_seconds() + (
+            job.timeouts.navigation.total_seconds()
+        )
+
+    async def extract(self, batch: list[Container]) -> list[Record]:
+        """One record per container, in batch order; a container's failure never raises
+        (only a session that cannot be brought back does: the actor must be replaced)."""
+        records = await asyncio.gather(*(self.extract_one(c) for c in batch))
+        return list(records)
+
+    async def extract_one(self, container: Container) -> Record:
+        started = time.monotonic()
+        progress = Progress()
+        try:
+            record = await self._acquired(container, progress)
+        except SessionBroken:
+            raise
+        except TimeoutError:
+            record = self._failure(container, Phase.OPEN, "no page came free in time")
+        except BrowserGone as gone:
+            record = self._failure(container, progress.phase, f"browser gone: {gone}")
+        self.containers += 1
+        record.timings.update(progress.timings)
+        record.timings["total"] = round((time.monotonic() - started) * 1000, 2)
+        record.actor = self.name
+        self.counts[Status(record.status)] += 1
+        return record
+
+    async def _acquired(self, container: Container, progress: Progress) -> Record:
+        gallery = container.source if container.open == OpenMode.CLICK else None
+        async with asyncio.timeout(self._acquire_s):
+            slot = await self.session.acquire(gallery)
+        try:
+            container_s = self.job.timeouts.container.total_seconds()
+            progress.deadline_at = time.monotonic() + container_s
+            async with asyncio.timeout(container_s):
+                return await self._open_and_read(slot, container, progress)
+        except TimeoutError:
+            slot.poisoned, slot.gallery = True, None  # a fresh page before it is used again
+            return self._failure(container, progress.phase, "container deadline exceeded")
+        except OffSiteError as off_site:
+            slot.gallery = None
+            return self._failure(container, progress.phase, str(off_site), retryable=False)
+        except PlaywrightError as error:
+            slot.gallery = None
+            reason = first_line(error)
+            if not self.session.browser_alive():
+                reason = f"browser gone: {reason}"
+            return self._failure(container, progress.phase, reason)
+        finally:
+            self.session.counters.since_recycle += 1
+            await self.session.release(slot)
+
+    def _failure(self, container: Container, phase: str, reason: str, retryable=True) -> Record:
+        return Record.failure(container, phase, reason, retryable=retryable, actor=self.name)
+
+    async def _open_and_read(self, slot: Slot, container: Container, progress: Progress):
+        domain = domain_of(container.target)
+        spec = self.job.containers
+        cache_key = DomCache.key(domain, container.open, spec.panel_selector)
+        plan = self._plan(domain, cache_key)
+        settle = [
+            {
+                "root": spec.panel_selector if container.open == OpenMode.CLICK else None,
+                "fields": plan,
+            },
+            self.deadlines(domain, "settle").total_seconds() * 1000,
+            SETTLE_QUIET_MS,
+            ERROR_SELECTOR,
+        ]
+        if container.open == OpenMode.CLICK:
+            settled = await self._click_and_settle(slot, container, settle, progress)
+        else:
+            settled = await self._navigate_and_settle(slot, container, settle, progress)
+        if isinstance(settled, Record):
+            return settled
+        progress.mark("wait")
+        return await self._record_from(container, settled, slot.page.url, cache_key, plan, progress)
+
+    async def _click_and_settle(self, slot, container, settle, progress) -> Settled | Record:
+        """Click the card and read its panel in ONE page call: open, wait and resolve."""
+        progress.phase = Phase.OPEN
+        if slot.gallery != container.source:
+            await self.session.goto(slot, container.source)
+            slot.gallery = container.source
+        domain = domain_of(container.source)
+        idle = self.deadlines(domain, "discover_idle", self.job.timeouts.discovery_idle)
+        spec = self.job.containers
+        opening = self.discovery.gallery_args(idle, domain) | {
+            "id": container.id,
+            "href": container.url,
+            "panelSelector": spec.panel_selector,
+            "closeSelector": spec.close_selector,
+            "timeoutMs": self.deadlines(domain, "close").total_seconds() * 1000,
+            "readyMs": self.deadlines(domain, "first_card").total_seconds() * 1000,
+            "maxSteps": SEEK_MAX_STEPS,
+        }
+        answer = await slot.page.evaluate(OPEN_AND_SETTLE, [opening, *settle])
+        opened = answer["opened"]
+        for part in ("closeMs", "seekMs", "clickMs"):
+            if part in opened:
+                progress.timings[part[:-2]] = round(opened[part], 2)
+        if not opened["ok"]:
+            progress.mark("open")
+            return self._failure(container, Phase.OPEN, opened["reason"])
+        progress.phase = Phase.WAIT
+        return parse_settled(answer)
+
+    async def _navigate_and_settle(self, slot, container, settle, progress) -> Settled | Record:
+        progress.phase = Phase.OPEN
+        slot.gallery = None
+        url = container.url or container.source
+        response = await self.session.goto(slot, url)
+        progress.mark("open")
+        if response is not None and response.status >= 400:
+            status = response.status
+            retryable = status >= 500 or status == 429
+            return self._failure(container, Phase.OPEN, f"HTTP {status} for {url}", retryable)
+        progress.phase = Phase.WAIT
+        root, plan = settle[0]["root"], settle[0]["fields"]
+        return await settle_and_resolve(
+            slot.page,
+            root,
+            plan,
+            timeout=timedelta(milliseconds=settle[1]),
+            quiet=timedelta(milliseconds=SETTLE_QUIET_MS),
+            error_selector=ERROR_SELECTOR,
+        )
+
+    def _plan(self, domain: str, cache_key: str) -> list[dict]:
+        """The DomCache's verified path first (spatial locality), then the learner's chain."""
+        orders = {f.name: ["cached", *self.learner.order(domain, f.name)] for f in self.job.fields}
+        return field_plan(self.job.fields, orders, self.cache.field_paths(cache_key))
+
+    async def _record_from(self, container, settled, page_url, cache_key, plan, progress):
+        domain = domain_of(container.target)
+        if settled.state == "error":
+            return self._failure(container, Phase.WAIT, f"page reported: {settled.error_text}")
+        # The wait we gave up on is a sample too, so the next deadline grows with it.
+        self.learner.observe(domain, "settle", settled.waited_ms / 1000)
+        if settled.state == "timeout" and not any(
+            raw.get("value") is not None for raw in settled.fields.values()
+        ):
+            return self._failure(container, Phase.WAIT, "no landmark appeared before the deadline")
+        progress.phase = Phase.EXTRACT
+        record = Record(
+            id=container.id, source=container.source, position=container.position, status=Status.OK
+        )
+        self._read_fields(record, settled, page_url, domain, cache_key, plan)
+        if self.job.download is not None:
+            progress.phase = Phase.DOWNLOAD
+            await self._download(record, progress.deadline_at)
+            progress.mark("download")
+        return record
+
+    def _read_fields(self, record, settled, page_url, domain, cache_key, plan) -> None:
+        offered = set(self.cache.field_paths(cache_key))
+        orders = {entry["name"]: entry["order"] for entry in plan}
+        strategies: dict[str, str | None] = {}
+        paths: dict[str, list[int] | None] = {}
+        for spec in self.job.fields:
+            raw = settled.fields.get(spec.name, {})
+            strategy = raw.get("strategy")
+            strategies[spec.name] = strategy
+            paths[spec.name] = raw.get("path")
+            value, error = None, raw.get("error") or "not found"
+            if raw.get("value") is not None:
+                value, error = finish_value(spec, raw["value"], page_url)
+            # A value that fails its pattern or type is no win for the strategy that found it.
+            order = orders[spec.name]
+            tried = order[: order.index(strategy) + 1] if strategy in order else order
+            self.learner.record_strategy(
+                domain, spec.name, tried, strategy if error is None else None
+            )
+            record.fields[spec.name] = value
+            if strategy:
+                record.strategies[spec.name] = strategy
+            if error is not None:
+                record.errors.append(Problem(phase=Phase.EXTRACT, reason=error, field=spec.name))
+                if spec.required:
+                    record.status = Status.PARTIAL
+        self.cache.record_fields(cache_key, strategies, paths, offered)
+
+    async def _download(self, record: Record, deadline_at: float | None = None) -> None:
+        """The field's URL to a file. A download that fails keeps the fields already read:
+        the record becomes ``partial`` with the download's error, and no part file stays."""
+        spec = self.job.download
+        assert spec is not None
+        url = record.fields.get(spec.field)
+        if not url:
+            record.errors.append(Problem(phase=Phase.DOWNLOAD, reason="nothing to download"))
+            return
+        if not self.session.allowed(str(url)):
+            reason = f"download host not allowed: {url} (add it to browser.allow_domains)"
+            record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=reason))
+            record.status = Status.PARTIAL
+            return
+        total = spec.timeout.total_seconds()
+        if deadline_at is not None:  # what is left of the container's deadline, less a margin
+            total = max(0.5, min(total, deadline_at - time.monotonic() - DOWNLOAD_RESERVE_S))
+        try:
+            record.download = await download_to_file(
+                str(url),
+                self.out_dir / spec.dir,
+                record.id,
+                spec.max_bytes,
+                idle_s=spec.idle.total_seconds(),
+                total_s=total,
+            )
+        except DownloadError as error:
+            record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=str(error)))
+            record.status = Status.PARTIAL

@@ -1,0 +1,263 @@
+"""The local store: a run's state under its output directory, like Scrapy's ``JOBDIR``.
+
+    OUT/results.jsonl            the records: the truth for what is finished
+    OUT/.landmark/state.sqlite   the job's identity, containers, attempts, sources, learner
+    OUT/.landmark/cache.sqlite   the record cache (kept by --fresh and by a new run)
+
+``results.jsonl`` alone says which containers are finished: a record is there or it is
+not (a line cut short by a crash does not count, and is cut off before appending). The
+SQLite file holds what the results cannot: containers discovered but not finished, and
+how often each was tried. Nothing marks a container done in SQLite, so no crash can make
+the two disagree: a record lost in a buffer only means its container runs again.
+
+Both are written in batches by :meth:`LocalStore.flush` (the Coordinator calls it about
+once a second, and before it ends): one SQLite transaction in WAL mode, then the results
+buffer written out and fsynced.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from config.records import Container, Record
+from coordinator.store import (
+    JobIdentity,
+    JsonlSink,
+    Prior,
+    Resumed,
+    StoreError,
+    container_from_json,
+    container_to_json,
+    finished_in,
+)
+
+STATE_DIR = ".landmark"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL, attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (url TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS learner (id INTEGER PRIMARY KEY CHECK (id = 0), body TEXT NOT NULL);
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open the run state {path}: {error}") from None
+    return connection
+
+
+class LocalStore:
+    def __init__(self, out_dir: Path | str, results_name: str = "results.jsonl") -> None:
+        self.out_dir = Path(out_dir)
+        self.results_path = self.out_dir / results_name
+        self.state_path = self.out_dir / STATE_DIR / "state.sqlite"
+        self.description = f"local ({self.out_dir / STATE_DIR})"
+        self._db: sqlite3.Connection | None = None
+        self._sink: JsonlSink | None = None
+        self._added: list[tuple[str, int, str]] = []
+        self._attempts: dict[str, int] = {}
+        self._sources: list[str] = []
+        self._learner: str | None = None
+        self._seq = 0
+
+    # -- before a run ----------------------------------------------------------------------
+    def inspect(self, identity: JobIdentity) -> Prior:
+        """What the output directory holds, read without changing anything."""
+        records = sum(1 for _ in finished_in(self.results_path))
+        where = str(self.out_dir)
+        if not self.state_path.exists():
+            return Prior("none", records, where=where)
+        db = _connect(self.state_path)
+        try:
+            db.executescript(SCHEMA)
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            db.close()
+        if "what" not in meta:
+            return Prior("none", records, where=where)
+        kind = "finished" if meta.get("status") == "finished" else "unfinished"
+        differences = identity.differences(json.loads(meta["what"]))
+        if meta.get("name") != identity.name:
+            differences.insert(0, f"name: was {meta.get('name')!r}, now {identity.name!r}")
+        return Prior(kind, records, differences, where)
+
+    def reset(self) -> None:
+        """Delete the results and the run state; the record cache stays."""
+        self.results_path.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.state_path}{suffix}").unlink(missing_ok=True)
+
+    # -- the run ---------------------------------------------------------------------------
+    def open(self, identity: JobIdentity) -> Resumed:
+        """Start or resume the run of ``identity`` (the driver has checked it matches)."""
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._db = _connect(self.state_path)
+        db.executescript(SCHEMA)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        resumed = Resumed()
+        if meta.get("what") == json.dumps(identity.what, sort_keys=True):
+            resumed = self._read_back()
+        else:  # a new run: whatever was there belongs to another (already confirmed) run
+            db.executescript("DELETE FROM containers; DELETE FROM sources; DELETE FROM learner;")
+            self.results_path.unlink(missing_ok=True)
+        runs = int(meta.get("runs", "0")) + 1
+        self._set_meta(
+            name=identity.name,
+            what=json.dumps(identity.what, sort_keys=True),
+            hash=identity.hash,
+            status="running",
+            runs=str(runs),
+            started=str(time.time()),
+        )
+        self._sink = JsonlSink(self.results_path, fresh=not resumed.finished)
+        row = db.execute("SELECT COALESCE(MAX(seq), -1) FROM containers").fetchone()
+        self._seq = row[0] + 1
+        return resumed
+
+    def _read_back(self) -> Resumed:
+        assert self._db is not None
+        finished = finished_in(self.results_path)
+        pending = []
+        for body, attempts in self._db.execute(
+            "SELECT body, attempts FROM containers ORDER BY seq"
+        ):
+            container = container_from_json(json.loads(body))
+            if container.id not in finished:
+                pending.append((container, attempts))
+        sources = {url for (url,) in self._db.execute("SELECT url FROM sources")}
+        row = self._db.execute("SELECT body FROM learner WHERE id = 0").fetchone()
+        learner = json.loads(row[0]) if row else None
+        return Resumed(finished, pending, sources, learner)
+
+    def _set_meta(self, **values: str) -> None:
+        assert self._db is not None
+        self._db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            list(values.items()),
+        )
+
+    def added(self, containers: list[Container]) -> None:
+        for container in containers:
+            body = json.dumps(container_to_json(container), separators=(",", ":"))
+            self._added.append((container.id, self._seq, body))
+            self._seq += 1
+
+    def leased(self, containers: list[Container], attempts: list[int]) -> None:
+        for container, tries in zip(containers, attempts, strict=True):
+            self._attempts[container.id] = tries
+
+    def write(self, record: Record) -> None:
+        assert self._sink is not None
+        self._sink.write(record)
+
+    def source_done(self, source: str) -> None:
+        self._sources.append(source)
+
+    def save_learner(self, snapshot: dict[str, Any]) -> None:
+        self._learner = json.dumps(snapshot, separators=(",", ":"))
+
+    def pending_writes(self) -> int:
+        waiting = len(self._added) + len(self._attempts) + len(self._sources)
+        return waiting + (self._sink.pending() if self._sink else 0)
+
+    def flush(self) -> None:
+        """One transaction for the state, then the records to disk (fsynced)."""
+        db = self._db
+        if db is None:
+            return
+        if self._added or self._attempts or self._sources or self._learner:
+            with db:
+                db.execute("BEGIN")
+                db.executemany(
+                    "INSERT OR IGNORE INTO containers (id, seq, body, attempts) "
+                    "VALUES (?, ?, ?, 0)",
+                    self._added,
+                )
+                db.executemany(
+                    "UPDATE containers SET attempts = ? WHERE id = ?",
+                    [(tries, cid) for cid, tries in self._attempts.items()],
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO sources (url) VALUES (?)",
+                    [(url,) for url in self._sources],
+                )
+                if self._learner is not None:
+                    db.execute(
+                        "INSERT INTO learner (id, body) VALUES (0, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                        (self._learner,),
+                    )
+            self._added.clear()
+            self._attempts.clear()
+            self._sources.clear()
+            self._learner = None
+        if self._sink is not None:
+            self._sink.sync()
+
+    def finish(self, completed: bool) -> None:
+        """Mark the run finished (a new run replaces it) or stopped (the next one resumes)."""
+        self.flush()
+        if self._db is not None:
+            self._set_meta(status="finished" if completed else "stopped", ended=str(time.time()))
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class LocalRecordCache:
+    """Records by key in ``OUT/.landmark/cache.sqlite``, each with an expiry time."""
+
+    def __init__(self, out_dir: Path | str, ttl_s: float) -> None:
+        path = Path(out_dir) / STATE_DIR / "cache.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.ttl_s = ttl_s
+        self._db = _connect(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, body TEXT, expires REAL)"
+        )
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        now = time.time()
+        for start in range(0, len(keys), 500):  # SQLite's bound on parameters per statement
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, body FROM cache WHERE key IN ({marks}) AND expires > ?",
+                [*chunk, now],
+            )
+            found.update((key, json.loads(body)) for key, body in rows)
+        return found
+
+    def put_many(self, items: dict[str, dict[str, Any]]) -> None:
+        expires = time.time() + self.ttl_s
+        rows = [(k, json.dumps(v, separators=(",", ":")), expires) for k, v in items.items()]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", rows)
+            self._db.execute("DELETE FROM cache WHERE expires <= ?", (time.time(),))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def remove_state(out_dir: Path | str) -> None:
+    """Remove the whole ``.landmark`` folder (state and cache)."""
+    shutil.rmtree(Path(out_dir) / STATE_DIR, ignore_errors=True)

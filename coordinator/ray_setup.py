@@ -1,0 +1,83 @@
+"""Starting or joining Ray for a run: local and loopback-only by default, token auth on.
+
+A local run starts its own Ray bound to 127.0.0.1 with the dashboard off. Ray 2.59+ turns
+token authentication on for local clusters; nothing here turns it off. ``--address`` (or
+``RAY_ADDRESS``) joins an existing cluster instead; inside a Ray job (``ray job submit``)
+the job's own runtime environment is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+NAMESPACE = "landmark"
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_EXCLUDES = [".venv", "runs", ".git", "**/__pycache__", "benchmarks/results"]
+
+
+class RayStartError(RuntimeError):
+    """Ray could not be started or joined; the message names the address and the cause."""
+
+
+def coordinator_name(job_name: str) -> str:
+    """The Coordinator is a named actor, so ``landmark control`` can find a running job."""
+    return f"coordinator:{job_name}"
+
+
+def init_ray(address: str | None, actors: int) -> None:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local Ray on the loopback."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address != "local":
+        _join(address)
+        return
+    start_local_ray(num_cpus=max(os.cpu_count() or 1, actors + 1), logging_level="WARNING")
+
+
+def start_local_ray(num_cpus: int, **options: Any) -> None:
+    """A single-node Ray on the loopback: every socket it listens on is on 127.0.0.1, and
+    its token authentication stays on (``ray.init`` turns it on for local clusters)."""
+    import ray
+
+    keep_loopback()
+    ray.init(
+        address="local",
+        namespace=options.pop("namespace", NAMESPACE),
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address=LOOPBACK,
+        **options,
+    )
+
+
+def keep_loopback() -> None:
+    """Stop Ray from swapping 127.0.0.1 for the machine's outward address.
+
+    Ray replaces a loopback node address with the one it finds "from its perspective" and
+    then binds its servers (GCS, raylet, workers, agents) on every interface — unless its
+    multi-node support is switched off, which a single-node run does not need (Ray issue
+    #59110). The variable reaches child processes; the constant, a Ray already imported.
+    """
+    os.environ[LOOPBACK_ONLY_ENV] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _join(address: str) -> None:
+    import ray
+
+    options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
+    if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
+        options["runtime_env"] = {"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES}
+    try:
+        ray.init(**options)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        raise RayStartError(f"cannot reach the Ray cluster at {address!r}: {error}") from None

@@ -1,0 +1,343 @@
+"""The Redis store: a run's state in Redis, for clusters and for runs any process may lose.
+
+Keys, namespaced by job (``landmark:job:NAME:...``), as Browsertrix and Crawlee keep
+theirs:
+
+    meta        hash   the job's identity (what, hash), status, runs
+    containers  hash   id -> the container (JSON)
+    attempts    hash   id -> tries so far
+    pending     zset   id, scored by priority then discovery order
+    leased      hash   id -> lease expiry (unix seconds)
+    done        hash   id -> status: every container with its record written
+    records     stream one entry per record (field ``r``, JSON)
+    sources     set    sources whose discovery finished
+    learner     hash   domain -> that domain's learner snapshot (JSON)
+
+Writes are buffered and sent once a second in one ``MULTI``; a record is written by a Lua
+script that adds it to the stream only if ``HSETNX done`` says it is new, so a batch sent
+twice (a connection lost during ``EXEC``) never duplicates a record. When Redis is away,
+:meth:`RedisStore.flush` raises :class:`StoreUnavailable` and keeps the batch for the
+next try. The driver mirrors the stream into ``results.jsonl`` (:class:`ResultsMirror`).
+
+The record cache lives beside it (``landmark:cache:KEY``, with a TTL), shared by every
+run and node that uses the same Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from config.records import Container, Record
+from coordinator.store import (
+    JobIdentity,
+    JsonlSink,
+    Prior,
+    Resumed,
+    StoreError,
+    StoreUnavailable,
+    container_from_json,
+    container_to_json,
+    finished_in,
+)
+from coordinator.store_config import redact_url
+
+SOCKET_TIMEOUT_S = 5.0
+MIRROR_BATCH = 2_000
+# KEYS: done, records; ARGV: id, status, record JSON. New records only.
+WRITE_RECORD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[2], '*', 'r', ARGV[3])
+  return 1
+end
+return 0
+"""
+_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def connect(url: str) -> redis.Redis:
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            decode_responses=True,
+        )
+    except ValueError as error:
+        raise StoreError(f"not a usable Redis URL {redact_url(url)}: {error}") from None
+
+
+def redis_health(url: str) -> tuple[bool, str]:
+    """(healthy, one line): PING and the server's version, for ``landmark doctor``."""
+    try:
+        client = connect(url)
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except (StoreError, redis.RedisError, OSError) as error:
+        return False, f"NOT answering ({type(error).__name__}: {error})"
+    return True, f"answers PING (Redis {version})"
+
+
+def job_prefix(name: str) -> str:
+    return f"landmark:job:{name}"
+
+
+class RedisStore:
+    KEYS = ("meta", "containers", "attempts", "pending", "leased", "done", "records",
+            "sources", "learner")  # fmt: skip
+
+    def __init__(self, url: str, out_dir: Path | str, results_name: str) -> None:
+        self.url = url
+        self.description = f"redis ({redact_url(url)})"
+        self.out_dir = Path(out_dir)
+        self.results_path = self.out_dir / results_name
+        self._client: redis.Redis | None = None
+        self._prefix = ""
+        self._ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._records = 0
+        self._seq = 0
+        self._lease_s = 0.0
+        self._script: Any = None
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}:{name}"
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = connect(self.url)
+        return self._client
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """One command now, with Redis being away as StoreUnavailable (no password shown)."""
+        try:
+            return getattr(self._redis(), method)(*args)
+        except _DOWN as error:
+            raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
+
+    # -- before a run ------------------------------------------------------------------------
+    def inspect(self, identity: JobIdentity) -> Prior:
+        self._prefix = job_prefix(identity.name)
+        meta = self._call("hgetall", self._key("meta"))
+        where = f"{self.description} job {identity.name!r}"
+        if "what" not in meta:
+            return Prior("none", 0, where=where)
+        records = self._call("hlen", self._key("done"))
+        kind = "finished" if meta.get("status") == "finished" else "unfinished"
+        return Prior(kind, records, identity.differences(json.loads(meta["what"])), where)
+
+    def reset(self) -> None:
+        """Delete the job's state and records in Redis and the local mirror (not the cache)."""
+        self._call("delete", *(self._key(k) for k in self.KEYS))
+        self.results_path.unlink(missing_ok=True)
+
+    # -- the run -------------------------------------------------------------------------------
+    def open(self, identity: JobIdentity) -> Resumed:
+        """Take over the job: records written stay; leased containers go back to pending."""
+        self._prefix = job_prefix(identity.name)
+        self._script = self._redis().register_script(WRITE_RECORD)
+        meta = self._call("hgetall", self._key("meta"))
+        what = json.dumps(identity.what, sort_keys=True)
+        resumed = Resumed()
+        if meta.get("what") == what:
+            resumed = self._read_back()
+        else:
+            self.reset()
+        runs = int(meta.get("runs", "0")) + 1
+        self._call(
+            "hset",
+            self._key("meta"),
+            mapping={"name": identity.name, "what": what, "hash": identity.hash,
+                     "status": "running", "runs": runs, "started": time.time()},
+        )  # fmt: skip
+        return resumed
+
+    def _read_back(self) -> Resumed:
+        finished = self._call("hgetall", self._key("done"))
+        bodies = self._call("hgetall", self._key("containers"))
+        attempts = self._call("hgetall", self._key("attempts"))
+        pending = []
+        for cid, body in bodies.items():
+            if cid not in finished:
+                pending.append((container_from_json(json.loads(body)), int(attempts.get(cid, 0))))
+        pending.sort(key=lambda entry: entry[0].position)
+        client = self._redis()
+        with client.pipeline(transaction=True) as pipe:  # the dead run's leases come back
+            pipe.delete(self._key("leased"))
+            if pending:
+                scores = {c.id: i for i, (c, _) in enumerate(pending)}
+                pipe.zadd(self._key("pending"), scores)
+            try:
+                pipe.execute()
+            except _DOWN as error:
+                raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
+        self._seq = len(bodies)
+        sources = set(self._call("smembers", self._key("sources")))
+        learner = _merge_learner(self._call("hvals", self._key("learner")))
+        return Resumed(finished, pending, sources, learner)
+
+    def added(self, containers: list[Container]) -> None:
+        if not containers:
+            return
+        bodies = {c.id: json.dumps(container_to_json(c), separators=(",", ":")) for c in containers}
+        scores = {}
+        for container in containers:
+            scores[container.id] = self._seq
+            self._seq += 1
+        self._ops.append(("hset", (self._key("containers"), None, None, bodies)))
+        self._ops.append(("zadd", (self._key("pending"), scores)))
+
+    def leased(self, containers: list[Container], attempts: list[int]) -> None:
+        ids = [c.id for c in containers]
+        expiry = time.time() + 600.0  # advisory: a takeover returns every lease anyway
+        self._ops.append(("zrem", (self._key("pending"), *ids)))
+        self._ops.append(("hset", (self._key("leased"), None, None, dict.fromkeys(ids, expiry))))
+        tries = dict(zip(ids, attempts, strict=True))
+        self._ops.append(("hset", (self._key("attempts"), None, None, tries)))
+
+    def write(self, record: Record) -> None:
+        body = json.dumps(record.to_json_dict(), ensure_ascii=False, separators=(",", ":"),
+                          default=str)  # fmt: skip
+        self._ops.append(("record", (record.id, str(record.status), body)))
+        self._ops.append(("hdel", (self._key("leased"), record.id)))
+        self._ops.append(("zrem", (self._key("pending"), record.id)))
+        self._records += 1
+
+    def source_done(self, source: str) -> None:
+        self._ops.append(("sadd", (self._key("sources"), source)))
+
+    def save_learner(self, snapshot: dict[str, Any]) -> None:
+        by_domain = _split_learner(snapshot)
+        if by_domain:
+            self._ops.append(("hset", (self._key("learner"), None, None, by_domain)))
+
+    def pending_writes(self) -> int:
+        return len(self._ops)
+
+    def flush(self) -> None:
+        """Send every buffered write in one MULTI; on failure keep them all for the next try."""
+        if not self._ops:
+            return
+        client = self._redis()
+        done, records = self._key("done"), self._key("records")
+        try:
+            with client.pipeline(transaction=True) as pipe:
+                for method, args in self._ops:
+                    if method == "record":
+                        self._script(keys=[done, records], args=list(args), client=pipe)
+                    else:
+                        getattr(pipe, method)(*args)
+                pipe.execute()
+        except _DOWN as error:
+            self._client = None  # reconnect next time
+            raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
+        except redis.RedisError as error:
+            raise StoreError(f"Redis {redact_url(self.url)} refused a write: {error}") from None
+        self._ops.clear()
+
+    def finish(self, completed: bool) -> None:
+        self.flush()
+        status = "finished" if completed else "stopped"
+        self._call("hset", self._key("meta"), mapping={"status": status, "ended": time.time()})
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _split_learner(snapshot: dict[str, Any]) -> dict[str, str]:
+    """A learner snapshot cut by domain, so runs on other domains do not overwrite it."""
+    parts: dict[str, dict[str, list]] = {}
+    for row in snapshot.get("timings", []):
+        parts.setdefault(row[0], {"timings": [], "strategies": []})["timings"].append(row)
+    for row in snapshot.get("strategies", []):
+        parts.setdefault(row[0], {"timings": [], "strategies": []})["strategies"].append(row)
+    return {domain: json.dumps(part, separators=(",", ":")) for domain, part in parts.items()}
+
+
+def _merge_learner(values: list[str]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    merged: dict[str, list] = {"timings": [], "strategies": []}
+    for value in values:
+        part = json.loads(value)
+        merged["timings"] += part.get("timings", [])
+        merged["strategies"] += part.get("strategies", [])
+    return merged
+
+
+class RedisRecordCache:
+    """Records by key under ``landmark:cache:``, each with the job's TTL."""
+
+    def __init__(self, url: str, ttl_s: float) -> None:
+        self.url = url
+        self.ttl_s = max(1, int(ttl_s))
+        self._client = connect(url)
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        try:
+            values = self._client.mget([f"landmark:cache:{key}" for key in keys])
+        except _DOWN:
+            return {}  # a cache that is away is a miss, never a failure
+        return {key: json.loads(value) for key, value in zip(keys, values, strict=True) if value}
+
+    def put_many(self, items: dict[str, dict[str, Any]]) -> None:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key, data in items.items():
+                    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+                    pipe.set(f"landmark:cache:{key}", body, ex=self.ttl_s)
+                pipe.execute()
+        except _DOWN:
+            return
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class ResultsMirror:
+    """The driver's copy of the records stream in ``results.jsonl``: appended as records
+    arrive, each id once (a restarted driver skips what the file already holds)."""
+
+    def __init__(self, url: str, out_dir: Path | str, results_name: str, job_name: str) -> None:
+        self.url = url
+        self.path = Path(out_dir) / results_name
+        self._seen = set(finished_in(self.path))
+        self._sink = JsonlSink(self.path, flush_every=MIRROR_BATCH)
+        self._client = connect(url)
+        self._stream = f"{job_prefix(job_name)}:records"
+        self._cursor = "0-0"
+        self.trouble: str | None = None
+
+    def pump(self) -> int:
+        """Copy what the stream has that the file lacks; 0 when Redis is away."""
+        copied = 0
+        try:
+            while True:
+                answer = self._client.xread({self._stream: self._cursor}, count=MIRROR_BATCH)
+                if not answer:
+                    break
+                for entry_id, fields in answer[0][1]:
+                    self._cursor = entry_id
+                    data = json.loads(fields["r"])
+                    if data["id"] in self._seen:
+                        continue
+                    self._seen.add(data["id"])
+                    self._sink.write(Record.from_json_dict(data))
+                    copied += 1
+        except _DOWN as error:
+            self.trouble = f"Redis {redact_url(self.url)}: {error}"
+            return copied
+        self.trouble = None
+        self._sink.sync()
+        return copied
+
+    def close(self) -> None:
+        self._sink.close()
+        self._client.close()

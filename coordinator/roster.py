@@ -1,0 +1,156 @@
+"""The roster: which BrowserActors a run has, in which phase, and when to start another.
+
+Pure bookkeeping, like the ledger: no Ray, no asyncio, time passed in. The Coordinator
+actor does what it says (create, start with a deadline, kill) and reports back.
+
+    starting ──start() answered──▶ ready ──missed a deadline──▶ condemned ──killed──▶ gone
+        │                            │                                                ▲
+        └──failed or timed out───────┴────────────────died─────────────────────────────┘
+
+The roster keeps ``wanted`` actors ready or starting. A failed start is retried with
+exponential backoff; after ``start_failures`` failures in a row with no actor ready or
+starting, :meth:`Roster.stalled` says why the run cannot go on, so a run never waits at
+rate 0 for an actor that will not come. A start that succeeds resets the count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ActorPhase(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    CONDEMNED = "condemned"  # missed a deadline: gets no work, is being killed
+    GONE = "gone"
+
+
+@dataclass(slots=True)
+class ActorEntry:
+    name: str
+    slots: int
+    phase: ActorPhase = ActorPhase.STARTING
+    started_at: float = 0.0
+    galleries: set[str] = field(default_factory=set)  # click-mode galleries its pages have open
+
+
+class Roster:
+    def __init__(
+        self,
+        wanted: int,
+        slots: int,
+        *,
+        start_failures: int = 3,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        if wanted < 1 or slots < 1 or start_failures < 1:
+            raise ValueError(f"need wanted, slots, start_failures >= 1: {wanted}, {slots}")
+        self.wanted = wanted
+        self.slots = slots
+        self.start_failures = start_failures
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.entries: dict[str, ActorEntry] = {}
+        self.spawned = 0
+        self.deaths = 0
+        self.failed_starts = 0
+        self._failures_in_a_row = 0
+        self._next_start_at = -math.inf
+        self.last_error: str | None = None
+
+    # -- views -----------------------------------------------------------------------
+    def in_phase(self, *phases: ActorPhase) -> list[ActorEntry]:
+        return [entry for entry in self.entries.values() if entry.phase in phases]
+
+    def ready(self) -> list[ActorEntry]:
+        return self.in_phase(ActorPhase.READY)
+
+    def is_ready(self, name: str) -> bool:
+        entry = self.entries.get(name)
+        return entry is not None and entry.phase is ActorPhase.READY
+
+    def stalled(self) -> str | None:
+        """Why no actor will come (None while one is ready, starting, or may still start)."""
+        if self.in_phase(ActorPhase.READY, ActorPhase.STARTING):
+            return None
+        if self._failures_in_a_row < self.start_failures:
+            return None
+        return (
+            f"no BrowserActor could start after {self._failures_in_a_row} tries in a row "
+            f"(last error: {self.last_error or 'unknown'})"
+        )
+
+    # -- starting ----------------------------------------------------------------------
+    def to_start(self, now: float) -> list[str]:
+        """Names of actors to create now, to get back to ``wanted`` (none during a backoff)."""
+        missing = self.wanted - len(self.in_phase(ActorPhase.READY, ActorPhase.STARTING))
+        if missing <= 0 or now < self._next_start_at:
+            return []
+        if self._failures_in_a_row:
+            missing = 1  # after a failure, one try at a time until one succeeds
+        names = []
+        for _ in range(missing):
+            name = f"browser-{self.spawned}"
+            self.spawned += 1
+            self.entries[name] = ActorEntry(name, self.slots, started_at=now)
+            names.append(name)
+        return names
+
+    def next_start_at(self, now: float) -> float | None:
+        """When the next start is due (``now`` if an actor is missing and no backoff holds
+        it back; None when none is missing)."""
+        missing = self.wanted - len(self.in_phase(ActorPhase.READY, ActorPhase.STARTING))
+        if missing <= 0:
+            return None
+        return max(now, self._next_start_at)
+
+    def started(self, name: str) -> bool:
+        """``start()`` answered; False if the actor was given up on meanwhile."""
+        entry = self.entries.get(name)
+        if entry is None or entry.phase is not ActorPhase.STARTING:
+            return False
+        entry.phase = ActorPhase.READY
+        self._failures_in_a_row = 0
+        self._next_start_at = -math.inf
+        return True
+
+    def start_failed(self, name: str, now: float, reason: str) -> None:
+        entry = self.entries.get(name)
+        if entry is None or entry.phase is not ActorPhase.STARTING:
+            return
+        entry.phase = ActorPhase.GONE
+        self.failed_starts += 1
+        self._failures_in_a_row += 1
+        self.last_error = reason
+        delay = min(self.backoff_max_s, self.backoff_s * 2 ** (self._failures_in_a_row - 1))
+        self._next_start_at = now + delay
+
+    # -- endings -------------------------------------------------------------------------
+    def condemn(self, name: str) -> bool:
+        """The actor missed a deadline: no more work for it. True if it was ready."""
+        entry = self.entries.get(name)
+        if entry is None or entry.phase is not ActorPhase.READY:
+            return False
+        entry.phase = ActorPhase.CONDEMNED
+        return True
+
+    def gone(self, name: str, now: float, reason: str) -> bool:
+        """The actor died or was killed; True the first time (its other calls say so too)."""
+        entry = self.entries.get(name)
+        if entry is None or entry.phase is ActorPhase.GONE:
+            return False
+        if entry.phase is ActorPhase.STARTING:
+            self.start_failed(name, now, reason)
+            return True
+        entry.phase = ActorPhase.GONE
+        self.deaths += 1
+        self.last_error = reason
+        return True
+
+    def forget_gone(self) -> None:
+        """Drop entries of actors long gone: a long run with many replacements stays small."""
+        for name in [n for n, e in self.entries.items() if e.phase is ActorPhase.GONE]:
+            del self.entries[name]
