@@ -1,24 +1,33 @@
-"""NoopActor: a BrowserActor stand-in that opens nothing, for measuring the coordinator alone.
+"""NoopActor: a BrowserActor stand-in that opens nothing, for measuring the coordinator alone
+and for scripting what real actors do badly.
 
 It implements ``actors.protocol.WorkerActor``, as BrowserActor does, and answers at
 once, so a run's speed is the speed of dispatch, Ray calls, the ledger, merge and the
-store. Containers look like real click-mode
-ones (each has its own ``/item/ID`` link, as a gallery card does), and records
-carry six short fields like the Gallery job's, so hashing, pickling and JSON
-cost what they cost in a real run.
+store. Containers look like real click-mode ones (each has its own ``/item/ID`` link, as
+a gallery card does), and records carry six short fields like the Gallery job's, so
+hashing, pickling and JSON cost what they cost in a real run.
+
+A source's query string scripts misbehaviour (the coordinator's tests use it, and so can
+a chaos trial): ``hang=NAMES`` (those actors never answer ``extract``), ``slow=NAMES``
+with ``slow_s=X`` (they take X seconds per batch), ``delay_ms=N`` (every batch takes N
+ms), ``fail=REASON`` (every container fails, retryably, with that reason),
+``start_fail=NAMES`` (their ``start()`` raises; ``all`` for every actor). NAMES is a
+comma list of actor names such as ``browser-0``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import ray
 
 from actors.protocol import WORKER_OPTIONS
 from config.job import JobSpec
-from config.records import Container, Record, Status
+from config.records import Container, Phase, Record, Status
 
 CHUNK = 1000  # containers per discovery chunk, as a long gallery yields them
 DEFAULT_COUNT = 100_000
@@ -39,15 +48,21 @@ class NoopActor:
         self._name = name
         self._count = job.containers.limit or DEFAULT_COUNT
         self._open = job.containers.open.value
+        self._script = Script.of(job.sources.urls[0] if job.sources.urls else "", name)
         self._extracted = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
 
     async def start(self) -> dict[str, Any]:
+        if self._script.start_fail:
+            raise RuntimeError(f"{self._name}: scripted start failure")
         node_id = ray.get_runtime_context().get_node_id()
         return {"name": self._name, "pid": os.getpid(), "node_id": node_id}
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:
         """``containers.limit`` containers (default 100,000), in chunks of CHUNK."""
-        base = source.rstrip("/")
+        parts = urlsplit(source)
+        base = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
         for start in range(0, self._count, CHUNK):
             yield [
                 Container(
@@ -61,7 +76,15 @@ class NoopActor:
             ]
 
     async def extract(self, batch: list[Container]) -> list[Record]:
+        self._in_flight += len(batch)
+        self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            await self._script.wait()
+        finally:
+            self._in_flight -= len(batch)
         self._extracted += len(batch)
+        if self._script.fail:
+            return [_failure(container, self._script.fail) for container in batch]
         return [_record(container) for container in batch]
 
     async def recycle(self, reason: str) -> None:
@@ -79,6 +102,7 @@ class NoopActor:
             "name": self._name,
             "pid": os.getpid(),
             "containers": self._extracted,
+            "max_in_flight": self._max_in_flight,
             "cache": {"hits": 0, "misses": 0},
             "learner": {},
         }
@@ -105,3 +129,35 @@ def _record(container: Container) -> Record:
         timings={"total": 1.0},
         actor="noop",
     )
+
+
+def _failure(container: Container, reason: str) -> Record:
+    record = Record.failure(container, Phase.OPEN, reason, retryable=True, actor="noop")
+    record.timings["total"] = 1.0
+    return record
+
+
+class Script:
+    """What a source's query string asks this actor to do badly (see the module docstring)."""
+
+    def __init__(self, query: dict[str, list[str]], name: str) -> None:
+        def names(key: str) -> set[str]:
+            return {n for value in query.get(key, []) for n in value.split(",") if n}
+
+        self.hang = name in names("hang")
+        self.slow_s = float(query.get("slow_s", ["0"])[0]) if name in names("slow") else 0.0
+        self.delay_s = float(query.get("delay_ms", ["0"])[0]) / 1000
+        self.fail = query.get("fail", [""])[0]
+        starts = names("start_fail")
+        self.start_fail = name in starts or "all" in starts
+
+    @classmethod
+    def of(cls, source: str, name: str) -> Script:
+        return cls(parse_qs(urlsplit(source).query), name)
+
+    async def wait(self) -> None:
+        """The scripted time an ``extract`` takes (for ever, for a hanging actor)."""
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.slow_s or self.delay_s:
+            await asyncio.sleep(self.slow_s + self.delay_s)

@@ -21,10 +21,16 @@
 #
 # Environment: RAY (the ray executable; default: the project's .venv/bin/ray, else `ray`),
 # LANDMARK_CLUSTER_DIR (state dir; default /tmp/landmark-cluster-P), READY_TIMEOUT (s, 90).
+#
+# Token authentication is on: `start` writes a fresh token to STATE/auth_token (mode 600)
+# and every node, and every driver that joins, reads it through RAY_AUTH_TOKEN_PATH. A
+# client without it is refused. (Ray cannot keep a multi-node cluster on 127.0.0.1 alone,
+# Ray issue #59110, so its ports are reachable from the network: the token is the guard.)
 set -euo pipefail
 
-export RAY_AUTH_MODE=disabled
+export RAY_AUTH_MODE=token
 export RAY_USAGE_STATS_ENABLED=0
+unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER  # a single-node setting: it forbids worker nodes
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MAX_WORKERS=8
@@ -88,6 +94,11 @@ done
   || die "--port must leave room for the derived ports (1024..$((65535 - 200 - 100 * (MAX_WORKERS + 1))))"
 STATE="${LANDMARK_CLUSTER_DIR:-/tmp/landmark-cluster-$PORT}"
 READY_TIMEOUT="${READY_TIMEOUT:-90}"
+export RAY_AUTH_TOKEN_PATH="$STATE/auth_token"
+
+write_token() {
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$RAY_AUTH_TOKEN_PATH")
+}
 
 # --- one node -----------------------------------------------------------------------------
 node_ports() {
@@ -150,6 +161,7 @@ start() {
     ! port_in_use "$port" || die "port $port on $HOST is in use: pick another --port"
   done
   mkdir -p "$STATE"
+  write_token
   if ! start_node 0 --head --port="$PORT" --ray-client-server-port=$((PORT + 1)) \
     --include-dashboard=false --num-cpus="$HEAD_CPUS"; then
     stop_nodes
@@ -164,6 +176,7 @@ start() {
     fi
   done
   echo "local_cluster: head + $WORKERS worker node(s) on $HOST (state: $STATE)"
+  echo "  token:      export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH"
   echo "  join it:    landmark run job.yaml --address $HOST:$PORT   (or RAY_ADDRESS=$HOST:$PORT)"
   echo "  client:     ray://$HOST:$((PORT + 1))"
   echo "  metrics:    $(metrics_targets)"

@@ -74,6 +74,8 @@ def keep_loopback() -> None:
 def _join(address: str) -> None:
     import ray
 
+    if _token_available():  # joining does not turn token auth on by itself
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
     if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
         options["runtime_env"] = {"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES}
@@ -81,3 +83,11 @@ def _join(address: str) -> None:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise RayStartError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
+
+
+def _token_available() -> bool:
+    """A Ray auth token this process can send: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or the
+    default ``~/.ray/auth_token`` that ``ray get-auth-token --generate`` writes."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,14 @@ def _free_base_port() -> int:
     pytest.fail("no free block of ports for a local cluster between 21000 and 31000")
 
 
-def _environment() -> dict[str, str]:
+def _environment(state: Path) -> dict[str, str]:
+    """Token auth on, with the token local_cluster.sh writes for the cluster."""
     env = dict(os.environ)
-    env["RAY_AUTH_MODE"] = "disabled"
+    env["RAY_AUTH_MODE"] = "token"
+    env["LANDMARK_CLUSTER_DIR"] = str(state)
+    env["RAY_AUTH_TOKEN_PATH"] = str(state / "auth_token")
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # the test session's loopback setting
     env["RAY"] = str(Path(sys.executable).with_name("ray"))
     env["COLUMNS"] = "200"  # the demo's summary lines stay on one line each
     env.pop("RAY_ADDRESS", None)
@@ -94,12 +100,15 @@ def two_node_cluster(found_browser):
     if not Path(sys.executable).with_name("ray").exists():
         pytest.skip("no 'ray' executable next to this Python")
     port = _free_base_port()
-    env = _environment()
+    # short: Ray's socket paths under it must stay within AF_UNIX's 107 bytes
+    state = Path(tempfile.mkdtemp(prefix="lmc-", dir="/tmp"))
+    env = _environment(state)
     try:
         _cluster("start", port, env, "--workers", "1", "--head-cpus", "1", "--worker-cpus", "1")
         yield f"127.0.0.1:{port}", env
     finally:
         _cluster("stop", port, env)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):

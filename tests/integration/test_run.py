@@ -14,34 +14,25 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from run_helpers import RUN_TIMEOUT_S, background_run, run_to_end, wait_until
 
 from actors.process_tree import read_node_memory
 from benchmarks.site import GallerySite, SiteConfig
 from config.records import Status
-from coordinator.driver import run_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
 MiB = 2**20
-RUN_TIMEOUT_S = 600.0
 LANDMARK = [str(Path(sys.executable).with_name("landmark"))]  # the installed console script
 EXAMPLE = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
-
-
-def run_to_end(job) -> dict[str, Any]:
-    return run_job(job, job.source_urls(), out_dir=job.output.dir, show_progress=False)
 
 
 def assert_exact(run, truth: list[dict[str, Any]]) -> None:
@@ -149,40 +140,9 @@ def test_run_survives_browsers_killed_during_discovery(
     assert_exact(finished, truth)
 
 
-@contextmanager
-def background_run(job) -> Iterator[dict[str, Any]]:
-    """``run_job`` in a thread; on exit, wait for it and re-raise what it raised."""
-    outcome: dict[str, Any] = {}
-
-    def drive() -> None:
-        try:
-            outcome["summary"] = run_to_end(job)
-        except BaseException as error:  # handed to the test thread below
-            outcome["error"] = error
-
-    driver = threading.Thread(target=drive, name="run_job", daemon=True)
-    outcome["thread"] = driver
-    driver.start()
-    try:
-        yield outcome
-    finally:  # even when the test failed: the next test must not share Ray with this run
-        driver.join(RUN_TIMEOUT_S)
-    assert not driver.is_alive(), f"the run did not finish within {RUN_TIMEOUT_S}s"
-    if "error" in outcome:
-        raise outcome["error"]
-
-
 def wait_for_site(site, condition, outcome, ready=lambda: True) -> None:
     """Block until the site's counters satisfy ``condition`` (and ``ready()``) mid-run."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    driver = outcome["thread"]
-    while time.monotonic() < deadline:
-        assert driver.is_alive(), f"the run ended before the kill point: {outcome}"
-        stats = site_stats(site)
-        if condition(stats) and ready():
-            return
-        driver.join(0.05)
-    pytest.fail(f"the kill point was not reached within {RUN_TIMEOUT_S}s")
+    wait_until(lambda: condition(site_stats(site)) and ready(), outcome, "the kill point")
 
 
 # -- misbehaving site --------------------------------------------------------------
