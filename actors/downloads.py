@@ -56,7 +56,7 @@ async def download_to_file(
     except TimeoutError:
         partial.unlink(missing_ok=True)
         raise DownloadError(
-            f"download of {url} took longer than {total_s:g}s (a body that trickles in)"
+            f"download of {url} took longer than {total_s:.3g}s (a body that trickles in)"
         ) from None
     except (aiohttp.ClientError, OSError) as error:
         partial.unlink(missing_ok=True)

@@ -121,13 +121,13 @@ class ContainerReader:
             async with asyncio.timeout(container_s):
                 return await self._open_and_read(slot, container, progress)
         except TimeoutError:
-            slot.poisoned, slot.gallery = True, None  # a fresh page before it is used again
+            self._poison(slot)
             return self._failure(container, progress.phase, "container deadline exceeded")
         except OffSiteError as off_site:
-            slot.gallery = None
+            self._poison(slot)
             return self._failure(container, progress.phase, str(off_site), retryable=False)
         except PlaywrightError as error:
-            slot.gallery = None
+            self._poison(slot)
             reason = first_line(error)
             if not self.session.browser_alive():
                 reason = f"browser gone: {reason}"
@@ -135,6 +135,12 @@ class ContainerReader:
         finally:
             self.session.counters.since_recycle += 1
             await self.session.release(slot)
+
+    @staticmethod
+    def _poison(slot: Slot) -> None:
+        """A page that failed is in an unknown state (a script may still spin in it): it is
+        replaced by a fresh one before its next use, which costs a new page, not a browser."""
+        slot.poisoned, slot.gallery = True, None
 
     def _failure(self, container: Container, phase: str, reason: str, retryable=True) -> Record:
         return Record.failure(container, phase, reason, retryable=retryable, actor=self.name)

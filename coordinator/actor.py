@@ -410,15 +410,34 @@ class Coordinator:
         self.verdict = await self.crew.stop_metrics() or self.verdict
         completed = self.scheduler.finished and self.failure is None
         try:
-            if self.cache is not None and self._to_cache:
-                self.cache.put_many(self._to_cache)
-            self.store.finish(completed=completed or self.scheduler.cancelled)
+            await self._final_flush(completed or self.scheduler.cancelled)
         except Exception as error:  # the summary still goes out; the store says why
             self.failure = self.failure or f"the store could not be flushed: {error}"
         finally:
             self.store.close()
             if self.cache is not None:
                 self.cache.close()
+
+    async def _final_flush(self, completed: bool) -> None:
+        """The last writes, retried with backoff while the store is away (up to
+        ``timeouts.store_outage``): a run that ends during an outage still loses nothing."""
+        deadline = time.monotonic() + self.job.timeouts.store_outage.total_seconds()
+        delay = 0.25
+        while True:
+            try:
+                if self.cache is not None and self._to_cache:
+                    self.cache.put_many(self._to_cache)
+                    self._to_cache = {}
+                self.store.finish(completed=completed)
+                self.store_trouble = None
+                return
+            except StoreUnavailable as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.store_trouble = f"store unavailable at the end of the run: {error}"
+                # Nothing to wait on but the store itself: try again after a backoff.
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     def summary(self) -> dict[str, Any]:
         from coordinator.summary import build_summary

@@ -111,10 +111,10 @@ class RedisStore:
             self._client = connect(self.url)
         return self._client
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, **options: Any) -> Any:
         """One command now, with Redis being away as StoreUnavailable (no password shown)."""
         try:
-            return getattr(self._redis(), method)(*args)
+            return getattr(self._redis(), method)(*args, **options)
         except _DOWN as error:
             raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
 
@@ -131,8 +131,11 @@ class RedisStore:
 
     def reset(self) -> None:
         """Delete the job's state and records in Redis and the local mirror (not the cache)."""
-        self._call("delete", *(self._key(k) for k in self.KEYS))
+        self._delete_keys()
         self.results_path.unlink(missing_ok=True)
+
+    def _delete_keys(self) -> None:
+        self._call("delete", *(self._key(k) for k in self.KEYS))
 
     # -- the run -------------------------------------------------------------------------------
     def open(self, identity: JobIdentity) -> Resumed:
@@ -144,8 +147,8 @@ class RedisStore:
         resumed = Resumed()
         if meta.get("what") == what:
             resumed = self._read_back()
-        else:
-            self.reset()
+        else:  # a new run (the driver has confirmed it and cleared the mirror)
+            self._delete_keys()
         runs = int(meta.get("runs", "0")) + 1
         self._call(
             "hset",

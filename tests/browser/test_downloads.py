@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.downloads import download_to_file, safe_file_name
+from actors.downloads import DownloadError, download_to_file, safe_file_name
 from benchmarks.site import GallerySite, SiteConfig
 
 
@@ -33,19 +33,19 @@ def test_download_streams_to_disk_with_its_sha256(run, site, tmp_path: Path):
     saved = Path(result["path"])
     assert saved.parent == tmp_path / "media" and saved.read_bytes() == body
     assert result["sha256"] == hashlib.sha256(body).hexdigest()
-    assert (result["bytes"], result["truncated"]) == (len(body), False)
+    assert result["bytes"] == len(body)
     assert not list(saved.parent.glob("*.part"))
 
 
-def test_download_over_the_cap_is_cut_and_says_so(run, site, tmp_path: Path):
+def test_download_over_the_cap_is_not_kept(run, site, tmp_path: Path):
     url = site.truth()[1]["fields"]["image"]
-    result = run(download_to_file(url, tmp_path, "x", max_bytes=100))
-    assert (result["bytes"], result["truncated"]) == (100, True)
-    assert Path(result["path"]).stat().st_size == 100
+    with pytest.raises(DownloadError, match=r"over download\.max_bytes \(100 bytes\); not kept"):
+        run(download_to_file(url, tmp_path, "x", max_bytes=100))
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_download_http_error_is_an_oserror_with_the_status(run, site, tmp_path: Path):
-    with pytest.raises(OSError, match="HTTP 404"):
+def test_download_http_error_names_the_status(run, site, tmp_path: Path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
         run(download_to_file(site.url + "media/nope.png", tmp_path, "x", max_bytes=100))
 
 

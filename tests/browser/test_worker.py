@@ -13,17 +13,23 @@ import asyncio
 import os
 import signal
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from worker_helpers import (
+    PageServer,
+    bounded,
+    discover_all,
+    guarded,
+    item_page,
+    self_job,
+    started_worker,
+)
 
 from actors.process_tree import pss_of, tree_pids
 from actors.worker import BrowserWorker
@@ -37,7 +43,6 @@ from config.records import Container, Record, Status
 pytestmark = pytest.mark.browser
 
 EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
-GUARD_S = 120.0  # a worker call that would hang fails the test after this instead
 BATCH = 8
 REQUIRED = {f.name for f in load_job(EXAMPLE_JOB).fields if f.required}
 
@@ -49,54 +54,6 @@ def gallery_job(url: str, tmp: Path, **overrides: Any) -> JobSpec:
         EXAMPLE_JOB,
         {"sources.urls": [url], "output.dir": str(tmp), "budget.pages_per_actor": 4} | overrides,
     )
-
-
-def self_job(url: str, tmp: Path, **overrides: Any) -> JobSpec:
-    """A job whose source is one item page with a single labelled field, "Title"."""
-    data: dict[str, Any] = {
-        "name": "self-page",
-        "sources": {"urls": [url]},
-        "containers": {"open": "self"},
-        "fields": [{"name": "title", "labels": ["Title"], "relation": "next"}],
-        "budget": {"pages_per_actor": 1},
-        "output": {"dir": str(tmp)},
-    }
-    for dotted, value in overrides.items():
-        *parents, last = dotted.split(".")
-        node = data
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return JobSpec.model_validate(data)
-
-
-@contextmanager
-def started_worker(run, job: JobSpec, found_browser) -> Iterator[BrowserWorker]:
-    worker = BrowserWorker(job, "test-worker", found=found_browser)
-    run(worker.start())
-    try:
-        yield worker
-    finally:
-        run(worker.close())
-
-
-def guarded(run, coro: Awaitable[Any]) -> Any:
-    """Run ``coro`` on the session loop, failing instead of hanging past ``GUARD_S``."""
-    return run(bounded(coro))
-
-
-async def bounded(coro: Awaitable[Any]) -> Any:
-    """One worker call, bounded: a hang fails the test; a slow (loaded) machine does not."""
-    async with asyncio.timeout(GUARD_S):
-        return await coro
-
-
-async def discover_all(worker: BrowserWorker, source: str) -> list[list[Container]]:
-    chunks = []
-    stream = aiter(worker.discover(source))
-    while (chunk := await bounded(anext(stream, None))) is not None:
-        chunks.append(chunk)
-    return chunks
 
 
 async def extract_in_batches(worker: BrowserWorker, containers: list[Container]) -> list[Record]:
@@ -163,50 +120,6 @@ def browser_mains() -> set[int]:
     return mains
 
 
-class PageServer:
-    """A tiny HTTP server of fixed pages on a loopback address; counts the requests it gets."""
-
-    def __init__(self, pages: dict[str, str], host: str = "127.0.0.1") -> None:
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                body = pages.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write((body or "not found").encode())
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self._httpd = ThreadingHTTPServer((host, 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def __enter__(self) -> PageServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
-
-
-def item_page(title: str, extra: str = "") -> str:
-    return (
-        f"<!doctype html><html><head>{extra}</head>"
-        f"<body><dl><dt>Title</dt><dd>{title}</dd></dl></body></html>"
-    )
-
-
 # -- fixtures --------------------------------------------------------------------
 MAIN_SITE = SiteConfig(items=300, label_variants=True, missing_rate=0.05)
 
@@ -225,22 +138,6 @@ def mode_worker(request, run, found_browser, main_site, tmp_path_factory):
     )
     with started_worker(run, job, found_browser) as worker:
         yield worker
-
-
-@pytest.fixture
-def worker_for(run, found_browser, tmp_path) -> Iterator[Callable[..., BrowserWorker]]:
-    """``worker_for(job)``: a started worker, closed after the test."""
-    workers: list[BrowserWorker] = []
-
-    def make(job: JobSpec) -> BrowserWorker:
-        worker = BrowserWorker(job, "test-worker", found=found_browser)
-        workers.append(worker)
-        guarded(run, worker.start())
-        return worker
-
-    yield make
-    for worker in workers:
-        run(worker.close())
 
 
 # -- the main site, both modes ------------------------------------------------

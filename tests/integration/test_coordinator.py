@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import ray
+import redis
 from run_helpers import background_run, run_to_end, wait_until
 
 from benchmarks.noop_actor import NoopActor
@@ -148,9 +149,15 @@ def test_the_run_goes_on_when_the_metrics_actor_dies(ray_session, tmp_path, sess
     assert outcome["summary"]["completed"] and outcome["summary"]["monitor_restarts"] >= 1
 
 
-def test_a_stopped_run_resumes_without_redoing_anything(ray_session, tmp_path):
+@pytest.fixture(params=["local", "redis"])
+def store_url(request) -> str | None:
+    """Each durability test runs on both stores."""
+    return request.getfixturevalue("redis_url") if request.param == "redis" else None
+
+
+def test_a_stopped_run_resumes_without_redoing_anything(ray_session, tmp_path, store_url):
     spec = job(tmp_path, "delay_ms=20", items=400, budget={"actors": 1})
-    with background_run(spec, actor_class=NoopActor) as outcome:
+    with background_run(spec, actor_class=NoopActor, store_url=store_url) as outcome:
         coordinator = wait_for_coordinator(spec, outcome)
         wait_until(lambda: progress(coordinator)["done"] >= 50, outcome, "50 records")
         ray.get(coordinator.stop.remote())
@@ -159,7 +166,7 @@ def test_a_stopped_run_resumes_without_redoing_anything(ray_session, tmp_path):
     written = len(records_of(spec))
     assert written == first["records"]
 
-    second = scripted_run(spec)
+    second = run_to_end(spec, actor_class=NoopActor, store_url=store_url)
     assert_once_each(spec, 400)
     assert second["completed"] and second["resumed"] == written
     extracted = sum(a["containers"] for a in second["actors"])
@@ -167,10 +174,10 @@ def test_a_stopped_run_resumes_without_redoing_anything(ray_session, tmp_path):
 
 
 def test_a_killed_coordinator_is_replaced_and_the_output_is_exactly_once(
-    ray_session, tmp_path, session_processes
+    ray_session, tmp_path, session_processes, store_url
 ):
     spec = job(tmp_path, "delay_ms=20", items=400, budget={"actors": 1})
-    with background_run(spec, actor_class=NoopActor) as outcome:
+    with background_run(spec, actor_class=NoopActor, store_url=store_url) as outcome:
         coordinator = wait_for_coordinator(spec, outcome)
         wait_until(lambda: progress(coordinator)["done"] >= 100, outcome, "100 records")
         [process] = session_processes("ray::Coordinator")
@@ -198,3 +205,27 @@ def wait_for_coordinator(spec: JobSpec, outcome: dict[str, Any]):
 
 def progress(coordinator) -> dict[str, Any]:
     return ray.get(coordinator.progress.remote(), timeout=30)
+
+
+def test_redis_away_for_10s_loses_nothing(ray_session, tmp_path, redis_server, redis_url):
+    spec = job(tmp_path, "delay_ms=100", items=600, budget={"actors": 1})
+    seen_trouble: list[str] = []
+    with background_run(spec, actor_class=NoopActor, store_url=redis_url) as outcome:
+        coordinator = wait_for_coordinator(spec, outcome)
+        wait_until(lambda: progress(coordinator)["done"] >= 50, outcome, "50 records")
+        redis_server.stop()
+        try:
+            away_until = time.monotonic() + 10
+            while time.monotonic() < away_until:
+                trouble = progress(coordinator)["store"]
+                if trouble:
+                    seen_trouble.append(trouble)
+                outcome["thread"].join(0.2)
+        finally:
+            redis_server.start()
+    summary = outcome["summary"]
+    assert summary["completed"], summary["failure"]
+    assert any("store unavailable" in t for t in seen_trouble), "the progress never said so"
+    assert_once_each(spec, 600)
+    stream = redis.Redis.from_url(redis_url).xlen(f"landmark:job:{spec.name}:records")
+    assert stream == 600
