@@ -35,6 +35,7 @@ from coordinator.store import (
     JobIdentity,
     RecordCache,
     RunStore,
+    StoreError,
     StoreUnavailable,
     cache_key,
     cache_spec_hash,
@@ -152,7 +153,7 @@ class Coordinator:
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         try:
-            self._resume(self.store.open(JobIdentity.of(self.job, self.sources)))
+            self._resume(await self._open_store())
             self.crew.start_metrics()
             self._background(self._housekeeping())
             self._begin_work()
@@ -160,6 +161,19 @@ class Coordinator:
         finally:
             await self._finish()
         return self.summary()
+
+    async def _open_store(self):
+        """Take the run over from the store, waiting (bounded) while an earlier Coordinator
+        that is dying still holds it."""
+        identity = JobIdentity.of(self.job, self.sources)
+        deadline = self.job.timeouts.store_outage.total_seconds()
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.store.open, identity), deadline)
+        except TimeoutError:
+            raise StoreError(
+                f"{self.store_config.description} is still held by another coordinator of "
+                f"job {self.job.name!r} after {deadline:g}s; is a run of it still going?"
+            ) from None
 
     def _resume(self, resumed) -> None:
         ledger = self.scheduler.ledger

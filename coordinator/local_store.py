@@ -17,6 +17,7 @@ buffer written out and fsynced.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import sqlite3
@@ -64,6 +65,7 @@ class LocalStore:
         self.state_path = self.out_dir / STATE_DIR / "state.sqlite"
         self.description = f"local ({self.out_dir / STATE_DIR})"
         self._db: sqlite3.Connection | None = None
+        self._lock: Any = None
         self._sink: JsonlSink | None = None
         self._added: list[tuple[str, int, str]] = []
         self._attempts: dict[str, int] = {}
@@ -100,8 +102,14 @@ class LocalStore:
 
     # -- the run ---------------------------------------------------------------------------
     def open(self, identity: JobIdentity) -> Resumed:
-        """Start or resume the run of ``identity`` (the driver has checked it matches)."""
+        """Start or resume the run of ``identity`` (the driver has checked it matches).
+
+        Blocks until no other process holds the run: a Coordinator whose driver was just
+        killed may write for a few more seconds, and two writers would duplicate records.
+        Call it off the event loop, under a deadline."""
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.state_path.parent / "lock").open("a")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)  # released by close(), or by the OS at death
         db = self._db = _connect(self.state_path)
         db.executescript(SCHEMA)
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -219,6 +227,9 @@ class LocalStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
 
 class LocalRecordCache:

@@ -8,11 +8,16 @@ the job's own runtime environment is kept.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger("landmark")
+
 NAMESPACE = "landmark"
+DEFAULT_TOKEN = Path.home() / ".ray" / "auth_token"
 LOOPBACK = "127.0.0.1"
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +52,7 @@ def start_local_ray(num_cpus: int, **options: Any) -> None:
     import ray
 
     keep_loopback()
+    keep_token_auth()
     ray.init(
         address="local",
         namespace=options.pop("namespace", NAMESPACE),
@@ -55,6 +61,22 @@ def start_local_ray(num_cpus: int, **options: Any) -> None:
         _node_ip_address=LOOPBACK,
         **options,
     )
+    with contextlib.suppress(OSError):  # Ray writes it readable by everyone on the machine
+        DEFAULT_TOKEN.chmod(0o600)
+
+
+def keep_token_auth() -> None:
+    """Token authentication on, said explicitly (Ray then also skips its notice on how to
+    turn it off); a token is generated in ``~/.ray/auth_token`` if there is none."""
+    if os.environ.get("RAY_AUTH_MODE", "token") != "token":
+        logger.warning(
+            "landmark: RAY_AUTH_MODE=%s is ignored: a local run keeps Ray's token "
+            "authentication on", os.environ["RAY_AUTH_MODE"]
+        )  # fmt: skip
+    os.environ["RAY_AUTH_MODE"] = "token"
+    from ray._raylet import Config
+
+    Config.initialize("")  # a Ray already imported reads its settings again, as Ray itself does
 
 
 def keep_loopback() -> None:
@@ -90,4 +112,4 @@ def _token_available() -> bool:
     default ``~/.ray/auth_token`` that ``ray get-auth-token --generate`` writes."""
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return True
-    return (Path.home() / ".ray" / "auth_token").is_file()
+    return DEFAULT_TOKEN.is_file()

@@ -4,6 +4,8 @@ Keys, namespaced by job (``landmark:job:NAME:...``), as Browsertrix and Crawlee 
 theirs:
 
     meta        hash   the job's identity (what, hash), status, runs
+    owner       string the token of the coordinator that owns the job (expires if unrenewed)
+    released    list   pushed when an owner lets go, so a waiting coordinator wakes
     containers  hash   id -> the container (JSON)
     attempts    hash   id -> tries so far
     pending     zset   id, scored by priority then discovery order
@@ -15,7 +17,8 @@ theirs:
 
 Writes are buffered and sent once a second in one ``MULTI``; a record is written by a Lua
 script that adds it to the stream only if ``HSETNX done`` says it is new, so a batch sent
-twice (a connection lost during ``EXEC``) never duplicates a record. When Redis is away,
+twice (a connection lost during ``EXEC``) never duplicates a record, and only while the
+writer owns the job: one coordinator at a time, and a dying one is fenced off. When Redis is away,
 :meth:`RedisStore.flush` raises :class:`StoreUnavailable` and keeps the batch for the
 next try. The driver mirrors the stream into ``results.jsonl`` (:class:`ResultsMirror`).
 
@@ -25,7 +28,9 @@ run and node that uses the same Redis.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -48,13 +53,33 @@ from coordinator.store_config import redact_url
 
 SOCKET_TIMEOUT_S = 5.0
 MIRROR_BATCH = 2_000
-# KEYS: done, records; ARGV: id, status, record JSON. New records only.
+OWNER_TTL_MS = 15_000  # a coordinator that stops refreshing its claim loses it after this
+# KEYS: done, records, owner; ARGV: id, status, record JSON, owner token.
+# New records only, and only from the coordinator that owns the job (a fence for zombies).
 WRITE_RECORD = """
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('XADD', KEYS[2], '*', 'r', ARGV[3])
   return 1
 end
 return 0
+"""
+# KEYS: owner; ARGV: token, ttl ms. Renew our claim (or take it back after it expired
+# during an outage); 0 when another coordinator holds it.
+CLAIM = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# KEYS: owner, released; ARGV: token. Let go, and wake whoever waits for the job.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('PEXPIRE', KEYS[2], 60000)
+end
+return 1
 """
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -88,10 +113,14 @@ def job_prefix(name: str) -> str:
 
 class RedisStore:
     KEYS = ("meta", "containers", "attempts", "pending", "leased", "done", "records",
-            "sources", "learner")  # fmt: skip
+            "sources", "learner", "owner", "released")  # fmt: skip
+    CLAIM_WAIT_S = 4.0  # per BLPOP: below the socket timeout
 
-    def __init__(self, url: str, out_dir: Path | str, results_name: str) -> None:
+    def __init__(
+        self, url: str, out_dir: Path | str, results_name: str, claim_ttl_ms: int = OWNER_TTL_MS
+    ) -> None:
         self.url = url
+        self.claim_ttl_ms = claim_ttl_ms
         self.description = f"redis ({redact_url(url)})"
         self.out_dir = Path(out_dir)
         self.results_path = self.out_dir / results_name
@@ -100,8 +129,8 @@ class RedisStore:
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
         self._records = 0
         self._seq = 0
-        self._lease_s = 0.0
-        self._script: Any = None
+        self._token = secrets.token_hex(8)
+        self._scripts: dict[str, Any] = {}
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:{name}"
@@ -139,9 +168,16 @@ class RedisStore:
 
     # -- the run -------------------------------------------------------------------------------
     def open(self, identity: JobIdentity) -> Resumed:
-        """Take over the job: records written stay; leased containers go back to pending."""
+        """Take over the job: records written stay; leased containers go back to pending.
+
+        Blocks until this store owns the job: while a coordinator that is dying still holds
+        it, its claim runs out within ``OWNER_TTL_MS``. Call it off the event loop, under a
+        deadline."""
         self._prefix = job_prefix(identity.name)
-        self._script = self._redis().register_script(WRITE_RECORD)
+        client = self._redis()
+        for name, script in (("write", WRITE_RECORD), ("claim", CLAIM), ("release", RELEASE)):
+            self._scripts[name] = client.register_script(script)
+        self._claim()
         meta = self._call("hgetall", self._key("meta"))
         what = json.dumps(identity.what, sort_keys=True)
         resumed = Resumed()
@@ -157,6 +193,21 @@ class RedisStore:
                      "status": "running", "runs": runs, "started": time.time()},
         )  # fmt: skip
         return resumed
+
+    def _claim(self) -> None:
+        """Own the job, waiting on the ``released`` list until the holder lets go or its
+        claim expires (a blocking pop with a timeout: no polling)."""
+        owner, released = self._key("owner"), self._key("released")
+        while not self._call_script("claim", [owner], [self._token, self.claim_ttl_ms]):
+            left_ms = self._call("pttl", owner)
+            wait = min(self.CLAIM_WAIT_S, max(0.1, left_ms / 1000 if left_ms > 0 else 0.1))
+            self._call("blpop", [released], timeout=wait)
+
+    def _call_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self._scripts[name](keys=keys, args=args)
+        except _DOWN as error:
+            raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
 
     def _read_back(self) -> Resumed:
         finished = self._call("hgetall", self._key("done"))
@@ -225,20 +276,29 @@ class RedisStore:
         if not self._ops:
             return
         client = self._redis()
-        done, records = self._key("done"), self._key("records")
+        done, records, owner = self._key("done"), self._key("records"), self._key("owner")
         try:
             with client.pipeline(transaction=True) as pipe:
+                claim = [self._token, self.claim_ttl_ms]
+                self._scripts["claim"](keys=[owner], args=claim, client=pipe)
                 for method, args in self._ops:
                     if method == "record":
-                        self._script(keys=[done, records], args=list(args), client=pipe)
+                        self._scripts["write"](
+                            keys=[done, records, owner], args=[*args, self._token], client=pipe
+                        )
                     else:
                         getattr(pipe, method)(*args)
-                pipe.execute()
+                answers = pipe.execute()
         except _DOWN as error:
             self._client = None  # reconnect next time
             raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
         except redis.RedisError as error:
             raise StoreError(f"Redis {redact_url(self.url)} refused a write: {error}") from None
+        if answers[0] != 1 or -1 in answers:
+            raise StoreError(
+                f"another coordinator took job {self._prefix.rsplit(':', 1)[-1]!r} over in "
+                f"{self.description}; this one stops writing"
+            )
         self._ops.clear()
 
     def finish(self, completed: bool) -> None:
@@ -248,6 +308,9 @@ class RedisStore:
 
     def close(self) -> None:
         if self._client is not None:
+            with contextlib.suppress(StoreUnavailable, redis.RedisError, KeyError):
+                self._call_script("release", [self._key("owner"), self._key("released")],
+                                  [self._token])  # fmt: skip
             self._client.close()
             self._client = None
 

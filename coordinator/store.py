@@ -73,10 +73,16 @@ def _differences(old: Any, new: Any, path: str) -> list[str]:
         for key in sorted(set(old) | set(new)):
             found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else key)
         return found
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+    if isinstance(old, list) and isinstance(new, list):
         found = []
-        for index, (a, b) in enumerate(zip(old, new, strict=True)):
-            found += _differences(a, b, f"{path}[{index}]")
+        for index in range(max(len(old), len(new))):
+            where = f"{path}[{index}]"
+            if index >= len(new):
+                found.append(f"{where}: removed (was {_short(old[index])})")
+            elif index >= len(old):
+                found.append(f"{where}: added ({_short(new[index])})")
+            else:
+                found += _differences(old[index], new[index], where)
         return found
     if old != new:
         return [f"{path}: was {_short(old)}, now {_short(new)}"]

@@ -63,6 +63,8 @@ class SiteState:
             "requests_total": sum(self.requests.values()),
             "item_attempts": self.attempt_total,
             "items_attempted": self.items_attempted,
+            # positions opened more than once: a resumed run must not reopen finished ones
+            "repeated": {str(p): n for p, n in enumerate(self.attempts) if n > 1},
             "failures_served": self.failures_served,
         }
 

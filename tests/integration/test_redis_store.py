@@ -5,6 +5,7 @@ that never shows."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import redis
 
 from config.records import Container, Phase, Record, Status
 from coordinator.redis_store import RedisRecordCache, RedisStore, ResultsMirror, redis_health
-from coordinator.store import JobIdentity, StoreUnavailable, read_results
+from coordinator.store import JobIdentity, StoreError, StoreUnavailable, read_results
 
 IDENTITY = JobIdentity("job", {"sources": ["http://a.test/g"], "fields": [{"name": "t"}]})
 
@@ -28,7 +29,7 @@ def ok(c: Container) -> Record:
 
 
 def test_another_process_takes_the_job_over(redis_url, tmp_path: Path) -> None:
-    first = RedisStore(redis_url, tmp_path, "results.jsonl")
+    first = RedisStore(redis_url, tmp_path, "results.jsonl", claim_ttl_ms=500)
     assert first.inspect(IDENTITY).kind == "none"
     first.open(IDENTITY)
     items = containers(5)
@@ -42,9 +43,11 @@ def test_another_process_takes_the_job_over(redis_url, tmp_path: Path) -> None:
     first.write(ok(items[2]))  # merged, never flushed: the coordinator died here
 
     second = RedisStore(redis_url, tmp_path, "results.jsonl")
+    started = time.monotonic()
     prior = second.inspect(IDENTITY)
     assert (prior.kind, prior.records, prior.differences) == ("unfinished", 2, [])
-    resumed = second.open(IDENTITY)
+    resumed = second.open(IDENTITY)  # waits for the dead one's claim to run out
+    assert 0.2 < time.monotonic() - started < 5
     assert resumed.finished == {"c0": "ok", "c1": "failed"}
     assert [(c.id, n) for c, n in resumed.pending] == [("c2", 1), ("c3", 0), ("c4", 0)]
     assert resumed.sources_done == {"http://a.test/g"}
@@ -119,3 +122,19 @@ def test_a_password_never_shows(private_redis, tmp_path: Path) -> None:
     healthy, detail = redis_health(url)
     assert not healthy and "canary-pw-3141" not in detail
     assert json.dumps({"store": store.description}).count("***") == 1
+
+
+def test_a_zombie_coordinator_cannot_write_after_a_takeover(redis_url, tmp_path: Path) -> None:
+    zombie = RedisStore(redis_url, tmp_path, "results.jsonl", claim_ttl_ms=300)
+    zombie.open(IDENTITY)
+    successor = RedisStore(redis_url, tmp_path, "results.jsonl")
+    successor.open(IDENTITY)  # the zombie stopped renewing: its claim ran out
+    zombie.write(ok(containers(1)[0]))
+    with pytest.raises(StoreError, match="another coordinator took job 'job' over"):
+        zombie.flush()
+    assert redis.Redis.from_url(redis_url).hlen("landmark:job:job:done") == 0
+    successor.close()
+    third = RedisStore(redis_url, tmp_path, "results.jsonl")
+    started = time.monotonic()
+    third.open(IDENTITY)  # a clean close wakes the next one at once
+    assert time.monotonic() - started < 2

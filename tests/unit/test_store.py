@@ -102,7 +102,7 @@ def test_a_new_store_resumes_what_a_dead_one_left(tmp_path: Path) -> None:
     first.save_learner({"timings": [["a.test", "settle", [0.1]]], "strategies": []})
     first.flush()
     first.write(rec(2))  # merged but never flushed: the process dies here
-    # no close(): a SIGKILL gives none
+    first._lock.close()  # no close(): a SIGKILL gives none; the OS drops the lock
 
     second = LocalStore(tmp_path)
     prior = second.inspect(identity())
@@ -154,3 +154,23 @@ def test_a_record_survives_the_round_trip_through_json() -> None:
     record.errors.append(Problem(Phase.EXTRACT, "missing", field="seed"))
     record.cached = True
     assert Record.from_json_dict(json.loads(json.dumps(record.to_json_dict()))) == record
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path: Path) -> None:
+    """A coordinator whose driver was killed may write for a few more seconds: the next one
+    waits for it to let go, so two never write the same results."""
+    import threading
+
+    first = LocalStore(tmp_path)
+    first.open(identity())
+    opened = threading.Event()
+
+    def second_open() -> None:
+        LocalStore(tmp_path).open(identity())
+        opened.set()
+
+    waiter = threading.Thread(target=second_open, daemon=True)
+    waiter.start()
+    assert not opened.wait(0.5), "the second store opened while the first held the run"
+    first.close()
+    assert opened.wait(10)
