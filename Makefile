@@ -1,16 +1,17 @@
 # The two commands a newcomer needs:  make demo   and   make test
-# Both create .venv, install the project and make sure a browser exists first.
+# Both create .venv, install the project and make sure a browser exists first; the tests
+# also want a redis-server (installed from Debian's packages when run as root).
 
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 
-.PHONY: demo test setup browser lint bench clean
+.PHONY: demo test setup browser redis lint bench clean
 
 demo: setup  ## run the main job: the example job against the bundled Gallery site
 	$(BIN)/landmark demo $(ARGS)
 
-test: setup  ## run the whole test suite (unit, browser, integration)
+test: setup redis  ## run the whole test suite (unit, browser, integration with Redis)
 	$(BIN)/pytest -q $(ARGS)
 
 setup: $(VENV)/.installed browser
@@ -23,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 
 browser: $(VENV)/.installed
 	$(BIN)/python -m actors.ensure_browser
+
+redis:  ## a redis-server for the tests (they skip, saying why, when there is none)
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq redis-server; \
+	else echo "landmark setup: no redis-server (apt-get install redis-server): Redis tests skip"; fi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

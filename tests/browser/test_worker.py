@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import resources
@@ -349,3 +350,25 @@ def test_recycles_after_n_containers_and_stays_correct(run, worker_for, tmp_path
     stats = worker.stats()
     assert stats["recycles"] >= 2, stats
     assert stats["relaunches"] == 0, stats
+
+
+# -- start-up ----------------------------------------------------------------------
+def test_a_browser_that_hangs_while_launching_fails_the_start_in_bounded_time(run, tmp_path):
+    """A browser that never answers (it died or hung while launching) must not hold the
+    actor's start for ever: the coordinator counts it as a failed start and tries again."""
+    from actors.browser import FoundBrowser
+
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    job = gallery_job("http://127.0.0.1:9/", tmp_path, **{"timeouts.navigation": "2s"})
+    worker = BrowserWorker(job, "hung-start", found=FoundBrowser(fake, "explicit"))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        guarded(run, worker.start())
+    took = time.monotonic() - started
+    run(worker.close())
+    assert took < 20, f"start took {took:.0f}s"
+    leftovers = [p for p in psutil.Process().children(recursive=True) if "sleep" in p.name()]
+    for process in leftovers:
+        process.kill()

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from importlib import resources
@@ -187,6 +188,36 @@ def test_shedding_under_memory_pressure_drops_nothing(ray_session, gallery_job, 
     assert_exact(finished, truth)
     assert finished.summary["shed_events"] >= 1
     assert finished.summary["completed"] is True
+
+
+def test_a_host_that_refuses_everything_is_given_up_in_bounded_time(
+    ray_session, tmp_path, closed_port
+):
+    from config.job import JobSpec
+
+    host = f"127.0.0.1:{closed_port}"
+    job = JobSpec.model_validate(
+        {
+            "name": "dead-host",
+            "sources": {"urls": [f"http://{host}/item/{i}" for i in range(40)]},
+            "containers": {"open": "self"},
+            "fields": [{"name": "title", "labels": ["Title"]}],
+            "budget": {"actors": 1},
+            "retries": {"breaker_failures": 10, "breaker_cooldown": "2s", "breaker_probes": 2},
+            "output": {"dir": str(tmp_path / "out")},
+        }
+    )
+    started = time.monotonic()
+    summary = run_to_end(job)
+    wall = time.monotonic() - started
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").open()]
+
+    assert len(records) == 40 and {r["status"] for r in records} == {Status.FAILED}
+    assert all("ERR_CONNECTION_REFUSED" in r["errors"][-1]["reason"] for r in records)
+    assert sum("gave up on" in r["errors"][-1]["reason"] for r in records) > 0
+    assert list(summary["given_up"]) == [host]
+    assert summary["completed"]
+    assert wall < 120, f"a dead host held the run {wall:.0f}s"
 
 
 # -- bad inputs ----------------------------------------------------------------------
