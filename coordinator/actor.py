@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -26,20 +27,13 @@ from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
 from actors.browser_actor import BrowserActor
 from config.job import JobSpec, OpenMode
-from config.records import Container, Record, Status, hosts_of
+from config.records import Container, Record, hosts_of
 from coordinator.crew import Crew, StartFailed, short_error
 from coordinator.discovering import DiscoveryRunner
+from coordinator.output import RunOutput
 from coordinator.run_stats import RunStats
 from coordinator.scheduler import Assignment, Scheduler
-from coordinator.store import (
-    JobIdentity,
-    RecordCache,
-    RunStore,
-    StoreError,
-    StoreUnavailable,
-    cache_key,
-    cache_spec_hash,
-)
+from coordinator.store import JobIdentity, StoreError
 from coordinator.store_config import StoreConfig
 
 logger = logging.getLogger("landmark.coordinator")
@@ -72,16 +66,12 @@ class Coordinator:
         out = str(store.out_dir)
         self.crew = Crew(actor_class or BrowserActor, job, out, hosts, metrics=metrics)
         self.stats = RunStats()
-        self.store: RunStore = store.open_store()
-        self.cache: RecordCache | None = store.open_cache(job)
-        self._spec_hash = cache_spec_hash(job)
-        self._to_cache: dict[str, dict[str, Any]] = {}
+        self.output = RunOutput(job, store, self.stats)
+        self.store = self.output.store
         self.verdict: dict[str, Any] = {"verdict": "ok", "reason": "no reading yet"}
         self.snapshot: dict[str, Any] | None = None
         self.final_actor_stats: list[dict[str, Any]] = []
         self.failure: str | None = None
-        self.store_trouble: str | None = None
-        self._store_down_since: float | None = None
         self.wakes: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
@@ -110,8 +100,8 @@ class Coordinator:
     async def abort(self) -> None:
         """A second Ctrl-C: make everything merged so far durable now; the driver then exits."""
         self._halt()
-        with contextlib.suppress(Exception):
-            self._flush()
+        with contextlib.suppress(StoreError):  # a store that refuses: the stop says why later
+            self.output.flush()
 
     def _halt(self) -> None:
         self.discovery.cancel()
@@ -146,8 +136,9 @@ class Coordinator:
             "actors": len(self.scheduler.live_actors()),
             "given_up": self.scheduler.breaker.given_up_domains(),
             "failed_sources": len(self.stats.failed_sources),
-            "store": self.store_trouble,
+            "store": self.output.trouble,
             "monitor": None if self.crew.metrics is not None else "load monitor down",
+            "pid": os.getpid(),
         }
 
     # -- the run -----------------------------------------------------------------------------
@@ -168,7 +159,7 @@ class Coordinator:
         identity = JobIdentity.of(self.job, self.sources)
         deadline = self.job.timeouts.store_outage.total_seconds()
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.store.open, identity), deadline)
+            return await asyncio.wait_for(asyncio.to_thread(self.output.open, identity), deadline)
         except TimeoutError:
             raise StoreError(
                 f"{self.store_config.description} is still held by another coordinator of "
@@ -297,25 +288,10 @@ class Coordinator:
         self._wake.set()
 
     def _serve_cached(self, containers: list[Container]) -> list[Container]:
-        if self.cache is None or not containers:
-            return containers
-        keys = {cache_key(self._spec_hash, c.source, c.id): c for c in containers}
-        hits = self.cache.get_many(list(keys))
-        rest = []
-        for key, container in keys.items():
-            data = hits.get(key)
-            if data is None:
-                rest.append(container)
-                continue
-            record = Record.from_json_dict(data)
-            record.id, record.source, record.position = (
-                container.id,
-                container.source,
-                container.position,
-            )
-            record.cached, record.attempts, record.timings, record.actor = True, 0, {}, None
-            self.scheduler.ledger.add_finished(container.id, record.status)
-            self._write(record)
+        hits, rest = self.output.cached(containers)
+        for record in hits:
+            self.scheduler.ledger.add_finished(record.id, record.status)
+            self.output.write(record)
         return rest
 
     def write_all(self, records: list[Record]) -> None:
@@ -323,11 +299,7 @@ class Coordinator:
             self._write(record)
 
     def _write(self, record: Record) -> None:
-        self.store.write(record)
-        self.stats.wrote(record)
-        if self.cache is not None and not record.cached and record.status != Status.FAILED:
-            key = cache_key(self._spec_hash, record.source, record.id)
-            self._to_cache[key] = record.to_json_dict()
+        self.output.write(record)
 
     # -- housekeeping: verdict, flushes, learner snapshots -----------------------------------
     def _background(self, coroutine) -> None:
@@ -349,32 +321,19 @@ class Coordinator:
             with contextlib.suppress(TimeoutError):  # time for the next reading
                 await asyncio.wait_for(self._ended.wait(), VERDICT_INTERVAL_S)
 
-    def _flush(self) -> None:
-        if self._to_cache and self.cache is not None:
-            items, self._to_cache = self._to_cache, {}
-            self.cache.put_many(items)
-        self.store.flush()
-
     def _flush_or_pause(self) -> None:
-        """Flush; when the store is away, keep its writes, pause dispatch if they pile up,
-        and fail the run once it has been away for ``timeouts.store_outage``."""
-        try:
-            self._flush()
-        except StoreUnavailable as error:
-            since = self._store_down_since or time.monotonic()
-            self._store_down_since = since
-            self.store_trouble = f"store unavailable for {time.monotonic() - since:.0f}s: {error}"
-            if self.store.pending_writes() > MAX_UNFLUSHED:
-                self._set_paused("store", True)
-            if time.monotonic() - since > self.job.timeouts.store_outage.total_seconds():
-                self.failure = f"the store did not come back: {error}"
-                self._halt()
+        """Flush; while the store is away its writes wait, dispatch pauses if they pile up,
+        and after ``timeouts.store_outage`` the run stops (resumable)."""
+        if self.output.flush():
+            if "store" in self._paused_by:
+                logger.warning("landmark: the store is back; the run goes on")
+            self._set_paused("store", False)
             return
-        if self.store_trouble is not None:
-            logger.warning("landmark: the store is back; the run goes on")
-        self.store_trouble = None
-        self._store_down_since = None
-        self._set_paused("store", False)
+        if self.output.pending_writes() > MAX_UNFLUSHED:
+            self._set_paused("store", True)
+        if self.output.outage_s() > self.job.timeouts.store_outage.total_seconds():
+            self.failure = f"the store did not come back: {self.output.trouble}"
+            self._halt()
 
     async def _read_verdict(self) -> None:
         metrics = self.crew.metrics
@@ -424,34 +383,11 @@ class Coordinator:
         self.verdict = await self.crew.stop_metrics() or self.verdict
         completed = self.scheduler.finished and self.failure is None
         try:
-            await self._final_flush(completed or self.scheduler.cancelled)
+            await self.output.finish(completed or self.scheduler.cancelled)
         except Exception as error:  # the summary still goes out; the store says why
             self.failure = self.failure or f"the store could not be flushed: {error}"
         finally:
-            self.store.close()
-            if self.cache is not None:
-                self.cache.close()
-
-    async def _final_flush(self, completed: bool) -> None:
-        """The last writes, retried with backoff while the store is away (up to
-        ``timeouts.store_outage``): a run that ends during an outage still loses nothing."""
-        deadline = time.monotonic() + self.job.timeouts.store_outage.total_seconds()
-        delay = 0.25
-        while True:
-            try:
-                if self.cache is not None and self._to_cache:
-                    self.cache.put_many(self._to_cache)
-                    self._to_cache = {}
-                self.store.finish(completed=completed)
-                self.store_trouble = None
-                return
-            except StoreUnavailable as error:
-                if time.monotonic() + delay > deadline:
-                    raise
-                self.store_trouble = f"store unavailable at the end of the run: {error}"
-                # Nothing to wait on but the store itself: try again after a backoff.
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
+            self.output.close()
 
     def summary(self) -> dict[str, Any]:
         from coordinator.summary import build_summary

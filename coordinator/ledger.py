@@ -5,19 +5,9 @@ state, so the coordinator writes exactly one record per container whatever dies.
 state changes go through :meth:`Ledger._move` and the transition table ``_ALLOWED``.
 
 Per-container cost is O(1) amortised (O(log) for heaps), so one coordinator moves
-thousands of containers a second:
-
-- ready pending containers sit in per-*lane* FIFO deques (a lane is a domain by default),
-  merged in global FIFO order through a heap of lane heads. A lane whose head ``accept``
-  rejects is closed for the rest of that lease call, so a domain held back by its budget
-  or breaker costs one check per call, not one per queued container, and its containers
-  keep their order;
-- containers backing off sit in a heap by ``not_before`` and join the back of their
-  lane when a lease call first sees them ready;
-- removal from the middle (``prefer``, ``fail_pending``) is lazy: a queue entry is live
-  only while ``_ready_seq``/``_delayed_seq`` still maps its id to the entry's sequence
-  number; dead entries are dropped when they reach a head;
-- finished containers keep only their id, in a set.
+thousands of containers a second: pending containers wait in ``pending.PendingQueue``
+(per-domain lanes merged in FIFO order, a backoff heap), leases are indexed by id and by
+actor with a heap of deadlines, and finished containers keep only their id, in a set.
 """
 
 from __future__ import annotations
@@ -25,14 +15,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import NamedTuple
 
 from config.job import RetrySpec
 from config.records import Container, Phase, Problem, Record, Status, domain_of
+from coordinator.pending import Accept, PendingQueue
 
 PREFER_WINDOW = 64  # queue entries ``prefer`` looks at per lease call, across lanes
 
@@ -92,9 +82,6 @@ class _Open:
     ids: set[str] = field(default_factory=set)
 
 
-Accept = Callable[[Container], bool]
-
-
 class Ledger:
     """Tracks every container from discovery to its one terminal record.
 
@@ -115,8 +102,6 @@ class Ledger:
         self.backoff_max_s = retry.backoff_max.total_seconds()
         self._rng = rng or random.Random()
         self._lane_fn = lane or (lambda container: domain_of(container.target))
-        self.prefer_window = prefer_window
-        self._seq = itertools.count()
         self._lease_ids = itertools.count(1)
         # state of every container
         self._state: dict[str, State] = {}
@@ -127,12 +112,7 @@ class Ledger:
         self._done: set[str] = set()
         self._failed: set[str] = set()
         self._counts = dict.fromkeys(State, 0)
-        # pending: ready lanes and the backoff heap
-        self._ready_seq: dict[str, int] = {}
-        self._delayed_seq: dict[str, int] = {}
-        self._lanes: dict[str, deque[tuple[int, str]]] = {}
-        self._lane_heap: list[tuple[int, str]] = []
-        self._delayed: list[tuple[float, int, str]] = []
+        self._pending = PendingQueue(self._lane, self._containers, prefer_window)
         # leased
         self._leased_by: dict[str, int] = {}
         self._open: dict[int, _Open] = {}
@@ -187,7 +167,7 @@ class Ledger:
         self._lane[cid] = self._lane_fn(container)
         if last_errors:
             self._last_errors[cid] = list(last_errors)
-        self._enqueue_ready(cid)
+        self._pending.push(cid)
         return True
 
     def add_finished(self, cid: str, status: str = Status.OK) -> bool:
@@ -198,63 +178,6 @@ class Ledger:
         self._move(cid, State.FAILED if status == Status.FAILED else State.DONE)
         return True
 
-    def add_all(self, containers: Iterable[Container]) -> int:
-        return sum(self.add(container) for container in containers)
-
-    # ---------------------------------------------------------------- queues
-    def _enqueue_ready(self, cid: str) -> None:
-        seq = next(self._seq)
-        self._ready_seq[cid] = seq
-        lane = self._lane[cid]
-        queue = self._lanes.get(lane)
-        if queue is None:
-            queue = self._lanes[lane] = deque()
-        if not queue:
-            heapq.heappush(self._lane_heap, (seq, lane))
-        queue.append((seq, cid))
-
-    def _enqueue_delayed(self, cid: str, not_before: float) -> None:
-        seq = next(self._seq)
-        self._delayed_seq[cid] = seq
-        heapq.heappush(self._delayed, (not_before, seq, cid))
-
-    def _promote(self, now: float) -> None:
-        """Backed-off containers whose time has come join the back of their lane."""
-        delayed = self._delayed
-        while delayed and delayed[0][0] <= now:
-            _, seq, cid = heapq.heappop(delayed)
-            if self._delayed_seq.get(cid) == seq:
-                del self._delayed_seq[cid]
-                self._enqueue_ready(cid)
-
-    def _head(self, lane: str) -> tuple[int, str] | None:
-        """The live head of a lane, dropping dead entries; drops the lane when empty."""
-        queue = self._lanes.get(lane)
-        if queue is None:
-            return None
-        ready = self._ready_seq
-        while queue:
-            seq, cid = queue[0]
-            if ready.get(cid) == seq:
-                return seq, cid
-            queue.popleft()
-        del self._lanes[lane]
-        return None
-
-    def _next_lane(self) -> tuple[int, str] | None:
-        """Pop the lane whose live head is oldest (fixing stale heap entries on the way)."""
-        heap = self._lane_heap
-        while heap:
-            seq, lane = heapq.heappop(heap)
-            head = self._head(lane)
-            if head is None:
-                continue
-            if head[0] == seq:
-                return head
-            heapq.heappush(heap, (head[0], lane))
-        return None
-
-    # ---------------------------------------------------------------- leasing
     def lease(
         self,
         actor: str,
@@ -271,78 +194,10 @@ class Ledger:
         """
         if limit <= 0:
             return None
-        self._promote(now)
-        if not self._ready_seq:
-            return None
-        taken: list[str] = []
-        closed: set[str] = set()
-        if prefer is not None:
-            self._take_preferred(taken, limit, accept, prefer, closed)
-        self._take_fifo(taken, limit, accept, closed)
+        taken = self._pending.take(limit, now, accept, prefer)
         if not taken:
             return None
         return self._open_lease(actor, taken, deadline)
-
-    def _take_preferred(
-        self,
-        taken: list[str],
-        limit: int,
-        accept: Accept | None,
-        prefer: Accept,
-        closed: set[str],
-    ) -> None:
-        popped: list[tuple[int, str]] = []
-        budget = self.prefer_window
-        ready = self._ready_seq
-        while budget > 0 and len(taken) < limit:
-            head = self._next_lane()
-            if head is None:
-                break
-            lane = self._lane[head[1]]
-            popped.append((head[0], lane))
-            for seq, cid in itertools.islice(self._lanes[lane], budget):
-                budget -= 1
-                if ready.get(cid) != seq or not prefer(self._containers[cid]):
-                    continue
-                if accept is not None and not accept(self._containers[cid]):
-                    closed.add(lane)
-                    break
-                del ready[cid]  # lazily removed from its lane
-                taken.append(cid)
-                if len(taken) >= limit:
-                    break
-        for entry in popped:
-            heapq.heappush(self._lane_heap, entry)
-
-    def _take_fifo(
-        self, taken: list[str], limit: int, accept: Accept | None, closed: set[str]
-    ) -> None:
-        heap = self._lane_heap
-        blocked: list[tuple[int, str]] = []
-        ready = self._ready_seq
-        while len(taken) < limit:
-            head = self._next_lane()
-            if head is None:
-                break
-            lane = self._lane[head[1]]
-            while True:
-                if lane in closed:
-                    blocked.append(head)
-                    break
-                if accept is not None and not accept(self._containers[head[1]]):
-                    closed.add(lane)
-                    continue
-                self._lanes[lane].popleft()
-                del ready[head[1]]
-                taken.append(head[1])
-                head = self._head(lane)
-                if head is None:
-                    break
-                if len(taken) >= limit or (heap and heap[0][0] < head[0]):
-                    heapq.heappush(heap, (head[0], lane))
-                    break
-        for seq, cid in blocked:
-            heapq.heappush(heap, (seq, self._lane[cid]))
 
     def _open_lease(self, actor: str, ids: list[str], deadline: float) -> Lease:
         lease_id = next(self._lease_ids)
@@ -428,7 +283,7 @@ class Ledger:
     def _retry(self, cid: str, now: float) -> None:
         self._move(cid, State.PENDING)
         self.retries += 1
-        self._enqueue_delayed(cid, now + self.backoff_delay(self._attempts[cid]))
+        self._pending.push_later(cid, now + self.backoff_delay(self._attempts[cid]))
 
     def _fail(self, cid: str, phase: str, reason: str, actor: str | None = None) -> Record:
         """The final record of a container given up on. A container that failed before keeps
@@ -459,23 +314,19 @@ class Ledger:
     ) -> list[Record]:
         """Fail pending containers (all, or those ``predicate`` picks): a cancelled run or
         a domain whose breaker stays open. O(pending); returns the records to write."""
-        records: list[Record] = []
-        for cid in [*self._ready_seq, *self._delayed_seq]:
-            if predicate is None or predicate(self._containers[cid]):
-                self._ready_seq.pop(cid, None)
-                self._delayed_seq.pop(cid, None)
-                records.append(self._fail(cid, phase, reason))
-        return records
+        ids = self._pending.ids()
+        if predicate is not None:
+            ids = [cid for cid in ids if predicate(self._containers[cid])]
+        return self._fail_pending_ids(ids, reason, phase)
 
     def fail_lane(self, lane: str, reason: str, phase: str = Phase.DISPATCH) -> list[Record]:
         """Fail every pending container of one lane (a domain given up): O(lane + delayed)."""
-        queue = self._lanes.get(lane, ())
-        ready = [cid for seq, cid in queue if self._ready_seq.get(cid) == seq]
-        delayed = [cid for cid in self._delayed_seq if self._lane[cid] == lane]
+        return self._fail_pending_ids(self._pending.lane_ids(lane), reason, phase)
+
+    def _fail_pending_ids(self, ids: list[str], reason: str, phase: str) -> list[Record]:
         records = []
-        for cid in [*ready, *delayed]:
-            self._ready_seq.pop(cid, None)
-            self._delayed_seq.pop(cid, None)
+        for cid in ids:
+            self._pending.discard(cid)
             records.append(self._fail(cid, phase, reason))
         return records
 
@@ -499,21 +350,18 @@ class Ledger:
 
     def ready_lanes(self) -> list[str]:
         """Lanes with a container ready now: where to look for what holds dispatch back."""
-        return [lane for lane in list(self._lanes) if self._head(lane) is not None]
+        return self._pending.ready_lanes()
 
     def next_delayed_at(self) -> float | None:
         """When the first backed-off container becomes ready, or None."""
-        delayed = self._delayed
-        while delayed and self._delayed_seq.get(delayed[0][2]) != delayed[0][1]:
-            heapq.heappop(delayed)
-        return delayed[0][0] if delayed else None
+        return self._pending.next_delayed_at()
 
     def next_ready_at(self) -> float | None:
         """Earliest time a pending container can be leased: ``-inf`` if one is ready now,
         None when nothing is pending."""
-        if self._ready_seq:
+        if self._pending.has_ready():
             return -float("inf")
-        return self.next_delayed_at()
+        return self._pending.next_delayed_at()
 
     # ---------------------------------------------------------------- views
     def counts(self) -> dict[State, int]:
@@ -530,16 +378,6 @@ class Ledger:
     @property
     def is_finished(self) -> bool:
         return not self._state
-
-    def attempts_of(self, cid: str) -> int:
-        return self._attempts.get(cid, 0)
-
-    def last_errors(self, cid: str) -> list[Problem]:
-        return list(self._last_errors.get(cid, ()))
-
-    def pending_containers(self) -> list[Container]:
-        """Every pending container (ready or backing off): what a stopped run leaves to resume."""
-        return [self._containers[cid] for cid in [*self._ready_seq, *self._delayed_seq]]
 
     def get_lease(self, lease_id: int) -> Lease | None:
         entry = self._open.get(lease_id)
@@ -560,20 +398,10 @@ class Ledger:
 
     def check_invariants(self) -> None:
         """O(n) self-check for tests: each id in exactly one state structure, counts agree."""
-        problems: list[str] = []
         active_ids = self._state.keys()
         pending = {cid for cid, state in self._state.items() if state is State.PENDING}
         leased = {cid for cid, state in self._state.items() if state is State.LEASED}
-        _expect(
-            problems,
-            "ready+delayed overlap",
-            not (self._ready_seq.keys() & self._delayed_seq.keys()),
-        )
-        _expect(
-            problems,
-            "pending = ready | delayed",
-            pending == self._ready_seq.keys() | self._delayed_seq.keys(),
-        )
+        problems = self._pending.problems(pending)
         _expect(problems, "leased = leased_by", leased == self._leased_by.keys())
         _expect(problems, "last errors of pending only", self._last_errors.keys() <= active_ids)
         _expect(problems, "done ∩ failed", not (self._done & self._failed))
@@ -602,24 +430,6 @@ class Ledger:
                 self._open[lid].ids and cid in self._open[lid].ids
                 for cid, lid in self._leased_by.items()
             ),
-        )
-        live = {
-            cid
-            for queue in self._lanes.values()
-            for seq, cid in queue
-            if self._ready_seq.get(cid) == seq
-        }
-        _expect(problems, "every ready container queued once", live == self._ready_seq.keys())
-        lanes_in_heap = {lane for _, lane in self._lane_heap}
-        nonempty = {
-            lane
-            for lane, queue in self._lanes.items()
-            if any(self._ready_seq.get(c) == s for s, c in queue)
-        }
-        _expect(problems, "every live lane in the heap", nonempty <= lanes_in_heap)
-        delayed = {cid for _, seq, cid in self._delayed if self._delayed_seq.get(cid) == seq}
-        _expect(
-            problems, "every delayed container in the heap", delayed == self._delayed_seq.keys()
         )
         if problems:
             raise LedgerError("ledger invariants broken: " + "; ".join(problems))

@@ -113,6 +113,36 @@ def test_run_survives_a_killed_actor_and_a_killed_browser(
     assert len(names) == job.budget.actors, names
 
 
+def test_run_recovers_when_every_actor_and_the_metrics_actor_die_together(
+    ray_session, gallery_job, read_run, session_processes
+):
+    config = SiteConfig(items=240, latency_ms=20)
+    list_pages = -(-config.items // config.page_size)
+    with GallerySite(config) as site:
+        job = gallery_job(site.url, **{"budget.actors": 2, "containers.open": "link"})
+        with background_run(job) as outcome:
+            wait_for_site(
+                site,
+                lambda stats: (
+                    stats["items_attempted"] >= 60
+                    and stats["requests"].get("api_items", 0) >= list_pages
+                ),
+                outcome,
+                lambda: len(session_processes("ray::BrowserActor")) >= 2,
+            )
+            newest = sorted(session_processes("ray::BrowserActor"), key=lambda p: p.create_time())
+            monitors = session_processes("ray::MetricsActor")
+            for victim in [*newest[-2:], max(monitors, key=lambda p: p.create_time())]:
+                os.kill(victim.pid, signal.SIGKILL)
+        truth = site.truth()
+    finished = read_run(job, truth)
+
+    assert_exact(finished, truth)
+    assert finished.summary["completed"] is True
+    assert finished.summary["actor_deaths"] >= 2
+    assert finished.summary["monitor_restarts"] >= 1
+
+
 def test_run_survives_browsers_killed_during_discovery(
     ray_session, gallery_job, read_run, session_processes, browser_main
 ):
