@@ -31,6 +31,8 @@ from benchmarks.contenders.fields import EXAMPLE_JOB
 from benchmarks.noop_actor import NoopActor
 from config.loading import load_job
 from coordinator.actor import Coordinator
+from coordinator.driver import prepare_store
+from coordinator.store import JobIdentity
 from coordinator.store_config import StoreConfig
 
 SOURCE = "http://127.0.0.1:9/"  # never opened: NoopActor discovers without a browser
@@ -163,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     ray_s = time.monotonic() - began
     remote = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(NoopCoordinator)
     store = StoreConfig.for_job(job, out_dir, args.store)
+    prepare_store(store, JobIdentity.of(job, [SOURCE]), fresh=True, say=print)  # a Redis job too
     coordinator = remote.remote(job, [SOURCE], store, NoopActor)
     pid = ray.get(coordinator.pid.remote())
     profile = out_dir / "coordinator.pyspy.txt" if args.profile else None

@@ -8,6 +8,7 @@ at the edge is where validation happens.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,12 +17,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
-@lru_cache(maxsize=8192)
 def domain_of(url: str) -> str:
     """The host a URL loads from, lower-cased, with its port: the unit that budgets, breakers,
     learners and caches are keyed by (two sites on one host but different ports are different
-    sites; the Gallery site in tests is exactly that)."""
-    parts = urlsplit(url)
+    sites; the Gallery site in tests is exactly that).
+
+    Called for every container several times: the URL is cut at its third slash and the
+    authority parsed once per distinct authority, not once per URL (every item has its own).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _domain_of_authority(url, "")
+    return _domain_of_authority(rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0], scheme)
+
+
+@lru_cache(maxsize=4096)
+def _domain_of_authority(authority: str, scheme: str) -> str:
+    parts = urlsplit(f"{scheme}://{authority}/" if scheme else authority)
     host = (parts.hostname or "").lower()
     return f"{host}:{parts.port}" if parts.port else host
 
@@ -138,6 +150,10 @@ class Record:
             "download": self.download,
             "cached": self.cached,
         }
+
+    def to_json_line(self) -> str:
+        """The record as one JSON text, made once and shared by the results and the cache."""
+        return json.dumps(self.to_json_dict(), ensure_ascii=False, default=str)
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Record:

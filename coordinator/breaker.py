@@ -61,6 +61,7 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self.probes = probes
         self.opened_count = 0
+        self.given_up_count = 0  # domains given up: while 0, nobody needs to ask per container
         self._domains: dict[str, _Domain] = {}
 
     @classmethod
@@ -120,6 +121,7 @@ class CircuitBreaker:
             entry.failed_probes += 1
             if entry.failed_probes >= self.probes:
                 entry.state = BreakerState.GIVEN_UP
+                self.given_up_count += 1
                 return True
             self._open(entry, now)
         elif entry.state is BreakerState.CLOSED and entry.consecutive >= self.failures:

@@ -32,8 +32,6 @@ from coordinator.store import (
     Prior,
     Resumed,
     StoreError,
-    container_from_json,
-    container_to_json,
     finished_in,
 )
 
@@ -41,7 +39,8 @@ STATE_DIR = ".landmark"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL, attempts INTEGER NOT NULL
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, source TEXT NOT NULL, position INTEGER NOT NULL,
+    open TEXT NOT NULL, url TEXT, attempts INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sources (url TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS learner (id INTEGER PRIMARY KEY CHECK (id = 0), body TEXT NOT NULL);
@@ -137,10 +136,10 @@ class LocalStore:
         assert self._db is not None
         finished = finished_in(self.results_path)
         pending = []
-        for body, attempts in self._db.execute(
-            "SELECT body, attempts FROM containers ORDER BY seq"
+        for cid, source, position, how, url, attempts in self._db.execute(
+            "SELECT id, source, position, open, url, attempts FROM containers ORDER BY seq"
         ):
-            container = container_from_json(json.loads(body))
+            container = Container(cid, source, position, how, url)
             if container.id not in finished:
                 pending.append((container, attempts))
         sources = {url for (url,) in self._db.execute("SELECT url FROM sources")}
@@ -157,18 +156,17 @@ class LocalStore:
         )
 
     def added(self, containers: list[Container]) -> None:
-        for container in containers:
-            body = json.dumps(container_to_json(container), separators=(",", ":"))
-            self._added.append((container.id, self._seq, body))
+        for c in containers:
+            self._added.append((c.id, self._seq, c.source, c.position, c.open, c.url))
             self._seq += 1
 
     def leased(self, containers: list[Container], attempts: list[int]) -> None:
         for container, tries in zip(containers, attempts, strict=True):
             self._attempts[container.id] = tries
 
-    def write(self, record: Record) -> None:
+    def write(self, record: Record, line: str | None = None) -> None:
         assert self._sink is not None
-        self._sink.write(record)
+        self._sink.write(record, line)
 
     def source_done(self, source: str) -> None:
         self._sources.append(source)
@@ -189,8 +187,8 @@ class LocalStore:
             with db:
                 db.execute("BEGIN")
                 db.executemany(
-                    "INSERT OR IGNORE INTO containers (id, seq, body, attempts) "
-                    "VALUES (?, ?, ?, 0)",
+                    "INSERT OR IGNORE INTO containers "
+                    "(id, seq, source, position, open, url, attempts) VALUES (?, ?, ?, ?, ?, ?, 0)",
                     self._added,
                 )
                 db.executemany(
@@ -243,6 +241,8 @@ class LocalRecordCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, body TEXT, expires REAL)"
         )
+        with self._db:  # expired records go once per run, not on every write
+            self._db.execute("DELETE FROM cache WHERE expires <= ?", (time.time(),))
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -257,13 +257,14 @@ class LocalRecordCache:
             found.update((key, json.loads(body)) for key, body in rows)
         return found
 
-    def put_many(self, items: dict[str, dict[str, Any]]) -> None:
+    def put_many(self, items: dict[str, str]) -> None:
         expires = time.time() + self.ttl_s
-        rows = [(k, json.dumps(v, separators=(",", ":")), expires) for k, v in items.items()]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", rows)
-            self._db.execute("DELETE FROM cache WHERE expires <= ?", (time.time(),))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)",
+                [(key, text, expires) for key, text in items.items()],
+            )
 
     def close(self) -> None:
         self._db.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from config.job import JobSpec
 from config.records import Container, Record, Status
@@ -37,7 +36,7 @@ class RunOutput:
         self.stats = stats
         self.trouble: str | None = None  # why the store is not answering, while it is not
         self._spec_hash = cache_spec_hash(job)
-        self._to_cache: dict[str, dict[str, Any]] = {}
+        self._to_cache: dict[str, str] = {}
         self._down_since: float | None = None
 
     def open(self, identity: JobIdentity) -> Resumed:
@@ -65,11 +64,11 @@ class RunOutput:
         return records, rest
 
     def write(self, record: Record) -> None:
-        self.store.write(record)
+        line = record.to_json_line()
+        self.store.write(record, line)
         self.stats.wrote(record)
         if self.cache is not None and not record.cached and record.status != Status.FAILED:
-            key = cache_key(self._spec_hash, record.source, record.id)
-            self._to_cache[key] = record.to_json_dict()
+            self._to_cache[cache_key(self._spec_hash, record.source, record.id)] = line
 
     # -- durability ------------------------------------------------------------------------
     def flush(self) -> bool:

@@ -32,6 +32,7 @@ import contextlib
 import json
 import secrets
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,22 @@ from coordinator.store_config import redact_url
 SOCKET_TIMEOUT_S = 5.0
 MIRROR_BATCH = 2_000
 OWNER_TTL_MS = 15_000  # a coordinator that stops refreshing its claim loses it after this
-# KEYS: done, records, owner; ARGV: id, status, record JSON, owner token.
-# New records only, and only from the coordinator that owns the job (a fence for zombies).
-WRITE_RECORD = """
-if redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XADD', KEYS[2], '*', 'r', ARGV[3])
-  return 1
+RECORDS_PER_CALL = 1_000
+# KEYS: done, records, owner, leased, pending; ARGV: owner token, then (id, status, record
+# JSON) triples. New records only, and only from the coordinator that owns the job (a fence
+# for zombies); each container leaves the leased and pending sets in the same step.
+WRITE_RECORDS = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local written = 0
+for i = 2, #ARGV, 3 do
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  redis.call('ZREM', KEYS[5], ARGV[i])
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'r', ARGV[i + 2])
+    written = written + 1
+  end
 end
-return 0
+return written
 """
 # KEYS: owner; ARGV: token, ttl ms. Renew our claim (or take it back after it expired
 # during an outage); 0 when another coordinator holds it.
@@ -126,8 +134,7 @@ class RedisStore:
         self.results_path = self.out_dir / results_name
         self._client: redis.Redis | None = None
         self._prefix = ""
-        self._ops: list[tuple[str, tuple[Any, ...]]] = []
-        self._records = 0
+        self._batch = _Batch()
         self._seq = 0
         self._token = secrets.token_hex(8)
         self._scripts: dict[str, Any] = {}
@@ -175,7 +182,7 @@ class RedisStore:
         deadline."""
         self._prefix = job_prefix(identity.name)
         client = self._redis()
-        for name, script in (("write", WRITE_RECORD), ("claim", CLAIM), ("release", RELEASE)):
+        for name, script in (("write", WRITE_RECORDS), ("claim", CLAIM), ("release", RELEASE)):
             self._scripts[name] = client.register_script(script)
         self._claim()
         meta = self._call("hgetall", self._key("meta"))
@@ -234,60 +241,40 @@ class RedisStore:
         return Resumed(finished, pending, sources, learner)
 
     def added(self, containers: list[Container]) -> None:
-        if not containers:
-            return
-        bodies = {c.id: json.dumps(container_to_json(c), separators=(",", ":")) for c in containers}
-        scores = {}
+        batch = self._batch
         for container in containers:
-            scores[container.id] = self._seq
+            body = json.dumps(container_to_json(container), separators=(",", ":"))
+            batch.containers[container.id] = body
+            batch.scores[container.id] = self._seq
             self._seq += 1
-        self._ops.append(("hset", (self._key("containers"), None, None, bodies)))
-        self._ops.append(("zadd", (self._key("pending"), scores)))
 
     def leased(self, containers: list[Container], attempts: list[int]) -> None:
-        ids = [c.id for c in containers]
         expiry = time.time() + 600.0  # advisory: a takeover returns every lease anyway
-        self._ops.append(("zrem", (self._key("pending"), *ids)))
-        self._ops.append(("hset", (self._key("leased"), None, None, dict.fromkeys(ids, expiry))))
-        tries = dict(zip(ids, attempts, strict=True))
-        self._ops.append(("hset", (self._key("attempts"), None, None, tries)))
+        for container, tries in zip(containers, attempts, strict=True):
+            self._batch.leased[container.id] = expiry
+            self._batch.attempts[container.id] = tries
 
-    def write(self, record: Record) -> None:
-        body = json.dumps(record.to_json_dict(), ensure_ascii=False, separators=(",", ":"),
-                          default=str)  # fmt: skip
-        self._ops.append(("record", (record.id, str(record.status), body)))
-        self._ops.append(("hdel", (self._key("leased"), record.id)))
-        self._ops.append(("zrem", (self._key("pending"), record.id)))
-        self._records += 1
+    def write(self, record: Record, line: str | None = None) -> None:
+        self._batch.records += (record.id, str(record.status), line or record.to_json_line())
 
     def source_done(self, source: str) -> None:
-        self._ops.append(("sadd", (self._key("sources"), source)))
+        self._batch.sources.add(source)
 
     def save_learner(self, snapshot: dict[str, Any]) -> None:
-        by_domain = _split_learner(snapshot)
-        if by_domain:
-            self._ops.append(("hset", (self._key("learner"), None, None, by_domain)))
+        self._batch.learner.update(_split_learner(snapshot))
 
     def pending_writes(self) -> int:
-        return len(self._ops)
+        return self._batch.size()
 
     def flush(self) -> None:
-        """Send every buffered write in one MULTI; on failure keep them all for the next try."""
-        if not self._ops:
+        """Send every buffered write in one MULTI (a few commands, whatever the number of
+        records); on failure keep them all for the next try."""
+        batch = self._batch
+        if not batch.size():
             return
-        client = self._redis()
-        done, records, owner = self._key("done"), self._key("records"), self._key("owner")
         try:
-            with client.pipeline(transaction=True) as pipe:
-                claim = [self._token, self.claim_ttl_ms]
-                self._scripts["claim"](keys=[owner], args=claim, client=pipe)
-                for method, args in self._ops:
-                    if method == "record":
-                        self._scripts["write"](
-                            keys=[done, records, owner], args=[*args, self._token], client=pipe
-                        )
-                    else:
-                        getattr(pipe, method)(*args)
+            with self._redis().pipeline(transaction=True) as pipe:
+                self._queue(pipe, batch)
                 answers = pipe.execute()
         except _DOWN as error:
             self._client = None  # reconnect next time
@@ -299,7 +286,30 @@ class RedisStore:
                 f"another coordinator took job {self._prefix.rsplit(':', 1)[-1]!r} over in "
                 f"{self.description}; this one stops writing"
             )
-        self._ops.clear()
+        self._batch = _Batch()
+
+    def _queue(self, pipe: Any, batch: _Batch) -> None:
+        """The batch as pipeline commands, in the order the run made them: discovered,
+        leased, written."""
+        key = self._key
+        self._scripts["claim"](keys=[key("owner")], args=[self._token, self.claim_ttl_ms],
+                               client=pipe)  # fmt: skip
+        if batch.containers:
+            pipe.hset(key("containers"), mapping=batch.containers)
+            pipe.zadd(key("pending"), batch.scores)
+        if batch.leased:
+            pipe.zrem(key("pending"), *batch.leased)
+            pipe.hset(key("leased"), mapping=batch.leased)
+            pipe.hset(key("attempts"), mapping=batch.attempts)
+        record_keys = [key(k) for k in ("done", "records", "owner", "leased", "pending")]
+        step = 3 * RECORDS_PER_CALL
+        for start in range(0, len(batch.records), step):
+            chunk = [self._token, *batch.records[start : start + step]]
+            self._scripts["write"](keys=record_keys, args=chunk, client=pipe)
+        if batch.sources:
+            pipe.sadd(key("sources"), *batch.sources)
+        if batch.learner:
+            pipe.hset(key("learner"), mapping=batch.learner)
 
     def finish(self, completed: bool) -> None:
         self.flush()
@@ -313,6 +323,25 @@ class RedisStore:
                                   [self._token])  # fmt: skip
             self._client.close()
             self._client = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Writes since the last flush, merged by key: one command each when flushed."""
+
+    containers: dict[str, str] = field(default_factory=dict)  # id -> container JSON
+    scores: dict[str, int] = field(default_factory=dict)  # id -> discovery order
+    leased: dict[str, float] = field(default_factory=dict)  # id -> lease expiry
+    attempts: dict[str, int] = field(default_factory=dict)
+    records: list[str] = field(default_factory=list)  # id, status, JSON; id, status, JSON...
+    sources: set[str] = field(default_factory=set)
+    learner: dict[str, str] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return (
+            len(self.containers) + len(self.leased) + len(self.records) // 3
+            + len(self.sources) + len(self.learner)
+        )  # fmt: skip
 
 
 def _split_learner(snapshot: dict[str, Any]) -> dict[str, str]:
@@ -353,12 +382,11 @@ class RedisRecordCache:
             return {}  # a cache that is away is a miss, never a failure
         return {key: json.loads(value) for key, value in zip(keys, values, strict=True) if value}
 
-    def put_many(self, items: dict[str, dict[str, Any]]) -> None:
+    def put_many(self, items: dict[str, str]) -> None:
         try:
             with self._client.pipeline(transaction=False) as pipe:
-                for key, data in items.items():
-                    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-                    pipe.set(f"landmark:cache:{key}", body, ex=self.ttl_s)
+                for key, text in items.items():
+                    pipe.set(f"landmark:cache:{key}", text, ex=self.ttl_s)
                 pipe.execute()
         except _DOWN:
             return

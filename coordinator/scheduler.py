@@ -108,6 +108,10 @@ class Scheduler:
     # -- discovery -----------------------------------------------------------------------
     def add(self, containers: Iterable[Container]) -> list[Record]:
         """Track discovered containers; those of a domain given up on fail at once."""
+        if not self.breaker.given_up_count:  # the usual case, and a hot one: no check each
+            for container in containers:
+                self.ledger.add(container)
+            return []
         failed: list[Record] = []
         for container in containers:
             domain = domain_of(container.target)

@@ -135,7 +135,9 @@ class RunStore(Protocol):
 
     def leased(self, containers: list[Container], attempts: list[int]) -> None: ...
 
-    def write(self, record: Record) -> None: ...
+    def write(self, record: Record, line: str | None = None) -> None:
+        """A terminal record; ``line`` is its JSON text when the caller has made it."""
+        ...
 
     def source_done(self, source: str) -> None: ...
 
@@ -155,7 +157,9 @@ class RecordCache(Protocol):
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]: ...
 
-    def put_many(self, items: dict[str, dict[str, Any]]) -> None: ...
+    def put_many(self, items: dict[str, str]) -> None:
+        """Records by key, each as its JSON text."""
+        ...
 
     def close(self) -> None: ...
 
@@ -214,11 +218,11 @@ class JsonlSink:
         """Records written but not yet flushed to the file."""
         return len(self._buffer)
 
-    def write(self, record: Record) -> None:
+    def write(self, record: Record, line: str | None = None) -> None:
+        """Append ``record`` (``line``: its JSON text, when the caller has made it already)."""
         if self._file.closed:
             raise ValueError(f"results file {self.path} is closed; cannot write {record.id!r}")
-        line = json.dumps(record.to_json_dict(), ensure_ascii=False, default=str)
-        self._buffer.append(line + "\n")
+        self._buffer.append((line or record.to_json_line()) + "\n")
         self.counts[str(record.status)] += 1
         if len(self._buffer) >= self.flush_every:
             self.flush()

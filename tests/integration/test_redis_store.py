@@ -74,9 +74,9 @@ def test_a_batch_sent_twice_writes_each_record_once(redis_url, tmp_path: Path) -
     batch = [ok(c) for c in containers(3)]
     for record in batch:
         store.write(record)
-    replay = list(store._ops)
+    replay = store._batch
     store.flush()
-    store._ops = replay  # the connection died during EXEC: the batch goes again
+    store._batch = replay  # the connection died during EXEC: the batch goes again
     store.flush()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.xlen("landmark:job:job:records") == 3
@@ -102,7 +102,7 @@ def test_writes_wait_for_redis_to_come_back(redis_server, redis_url, tmp_path: P
 
 def test_cache_serves_records_until_they_expire(redis_url) -> None:
     cache = RedisRecordCache(redis_url, ttl_s=60)
-    cache.put_many({"k1": {"id": "c1"}, "k2": {"id": "c2"}})
+    cache.put_many({"k1": '{"id": "c1"}', "k2": '{"id": "c2"}'})
     assert cache.get_many(["k1", "k2", "k3"]) == {"k1": {"id": "c1"}, "k2": {"id": "c2"}}
     ttl = redis.Redis.from_url(redis_url).ttl("landmark:cache:k1")
     assert 0 < ttl <= 60

@@ -136,7 +136,7 @@ def test_reset_deletes_results_and_state_but_not_the_cache(tmp_path: Path) -> No
     store.finish(completed=True)
     store.close()
     cache = LocalRecordCache(tmp_path, ttl_s=60)
-    cache.put_many({"k": {"id": "c0"}})
+    cache.put_many({"k": '{"id": "c0"}'})
     LocalStore(tmp_path).reset()
     assert not (tmp_path / "results.jsonl").exists()
     assert LocalStore(tmp_path).inspect(identity()).kind == "none"
@@ -145,7 +145,7 @@ def test_reset_deletes_results_and_state_but_not_the_cache(tmp_path: Path) -> No
 
 def test_cached_records_expire(tmp_path: Path) -> None:
     cache = LocalRecordCache(tmp_path, ttl_s=-1)  # already expired when written
-    cache.put_many({"k": {"id": "c0"}})
+    cache.put_many({"k": '{"id": "c0"}'})
     assert cache.get_many(["k"]) == {}
 
 
