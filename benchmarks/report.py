@@ -84,7 +84,21 @@ def render(
             lines += ["", f"![{name}]({shown}) (plot drawn locally, not committed)"]
         if doc.get("failures"):
             lines += ["", "**Failed checks:**", *[f"- {f}" for f in doc["failures"]]]
+    lines += _measurements()
     return "\n".join(lines) + "\n"
+
+
+MEASUREMENTS = Path(__file__).resolve().parent / "MEASUREMENTS.md"
+
+
+def _measurements() -> list[str]:
+    """Figures from the micro-benchmarks and trials that are not ``bench`` scenarios
+    (coordinator cost, durability, kill trials), kept with their commands in
+    ``benchmarks/MEASUREMENTS.md`` and carried into every regenerated report."""
+    if not MEASUREMENTS.exists():
+        return []
+    text = MEASUREMENTS.read_text(encoding="utf-8").strip().splitlines()
+    return ["", *[line for line in text if not line.startswith("<!--")]]
 
 
 # -- sections -----------------------------------------------------------------------------------

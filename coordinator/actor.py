@@ -208,10 +208,12 @@ class Coordinator:
             for assignment in scheduler.assign(now):
                 self._send(assignment)
             wake = scheduler.next_wake(now)
-            self.wakes[wake.cause] += 1
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), wake.timeout(now))
+                self.wakes["event"] += 1  # an answer, a chunk, a verdict, a control call
+            except TimeoutError:
+                self.wakes[f"timer:{wake.cause}"] += 1  # time alone changed something
 
     def _ended_now(self) -> bool:
         scheduler = self.scheduler

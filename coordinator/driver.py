@@ -25,9 +25,6 @@ from coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, in
 from coordinator.store import JobChangedError, JobIdentity, Prior
 from coordinator.store_config import StoreConfig
 
-PROGRESS_INTERVAL_S = 0.5
-PROGRESS_CALL_S = 10.0
-ABORT_WAIT_S = 10.0
 COORDINATOR_RESTARTS = 3
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -243,8 +242,13 @@ class LocalRecordCache:
         )
         with self._db:  # expired records go once per run, not on every write
             self._db.execute("DELETE FROM cache WHERE expires <= ?", (time.time(),))
+        self._empty_at_open = self._db.execute("SELECT 1 FROM cache LIMIT 1").fetchone() is None
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        # Empty when the run began: nothing to find, since this run writes records only for
+        # containers it already knows, which it never looks up again.
+        if self._empty_at_open:
+            return {}
         found: dict[str, dict[str, Any]] = {}
         now = time.time()
         for start in range(0, len(keys), 500):  # SQLite's bound on parameters per statement
@@ -268,8 +272,3 @@ class LocalRecordCache:
 
     def close(self) -> None:
         self._db.close()
-
-
-def remove_state(out_dir: Path | str) -> None:
-    """Remove the whole ``.landmark`` folder (state and cache)."""
-    shutil.rmtree(Path(out_dir) / STATE_DIR, ignore_errors=True)

@@ -32,7 +32,7 @@ class RunOutput:
         self.job = job
         self.description = config.description
         self.store: RunStore = config.open_store()
-        self.cache: RecordCache | None = config.open_cache(job)
+        self.cache: RecordCache | None = config.open_cache()
         self.stats = stats
         self.trouble: str | None = None  # why the store is not answering, while it is not
         self._spec_hash = cache_spec_hash(job)

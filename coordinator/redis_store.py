@@ -72,6 +72,13 @@ for i = 2, #ARGV, 3 do
 end
 return written
 """
+# ARGV: ttl s, then (key, record JSON) pairs: the record cache, written in bulk.
+CACHE_PUT = """
+for i = 2, #ARGV, 2 do
+  redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', ARGV[1])
+end
+return 1
+"""
 # KEYS: owner; ARGV: token, ttl ms. Renew our claim (or take it back after it expired
 # during an outage); 0 when another coordinator holds it.
 CLAIM = """
@@ -372,6 +379,7 @@ class RedisRecordCache:
         self.url = url
         self.ttl_s = max(1, int(ttl_s))
         self._client = connect(url)
+        self._put = self._client.register_script(CACHE_PUT)
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         if not keys:
@@ -383,10 +391,13 @@ class RedisRecordCache:
         return {key: json.loads(value) for key, value in zip(keys, values, strict=True) if value}
 
     def put_many(self, items: dict[str, str]) -> None:
+        """One script call per thousand records (one reply each, not one per record)."""
+        pairs = [part for key, text in items.items() for part in (f"landmark:cache:{key}", text)]
+        step = 2 * RECORDS_PER_CALL
         try:
             with self._client.pipeline(transaction=False) as pipe:
-                for key, text in items.items():
-                    pipe.set(f"landmark:cache:{key}", text, ex=self.ttl_s)
+                for start in range(0, len(pairs), step):
+                    self._put(args=[self.ttl_s, *pairs[start : start + step]], client=pipe)
                 pipe.execute()
         except _DOWN:
             return

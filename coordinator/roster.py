@@ -149,8 +149,3 @@ class Roster:
         self.deaths += 1
         self.last_error = reason
         return True
-
-    def forget_gone(self) -> None:
-        """Drop entries of actors long gone: a long run with many replacements stays small."""
-        for name in [n for n, e in self.entries.items() if e.phase is ActorPhase.GONE]:
-            del self.entries[name]

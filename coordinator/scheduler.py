@@ -36,7 +36,7 @@ from config.records import Container, Phase, Record, Status, domain_of
 from coordinator.breaker import CircuitBreaker
 from coordinator.budget import Budget
 from coordinator.ledger import Lease, Ledger, Outcome
-from coordinator.roster import ActorEntry, ActorPhase, Roster
+from coordinator.roster import ActorEntry, Roster
 
 
 class WakeCause(StrEnum):
@@ -380,9 +380,6 @@ class Scheduler:
 
     def live_actors(self) -> list[str]:
         return [entry.name for entry in self.roster.ready()]
-
-    def actors_in(self, *phases: ActorPhase) -> list[str]:
-        return [entry.name for entry in self.roster.in_phase(*phases)]
 
 
 def _prefers(entry: ActorEntry):

@@ -65,8 +65,7 @@ class StoreConfig:
 
         return ResultsMirror(self.redis_url, self.out_dir, self.results, self.job_name)
 
-    def open_cache(self, job: JobSpec) -> RecordCache | None:
-        del job  # the key's spec hash is computed by the coordinator
+    def open_cache(self) -> RecordCache | None:
         if not self.cache:
             return None
         if self.redis_url:
