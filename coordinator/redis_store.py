@@ -22,8 +22,7 @@ writer owns the job: one coordinator at a time, and a dying one is fenced off. W
 :meth:`RedisStore.flush` raises :class:`StoreUnavailable` and keeps the batch for the
 next try. The driver mirrors the stream into ``results.jsonl`` (:class:`ResultsMirror`).
 
-The record cache lives beside it (``landmark:cache:KEY``, with a TTL), shared by every
-run and node that uses the same Redis.
+The record cache and the driver's mirror of the records stream are in ``redis_records``.
 """
 
 from __future__ import annotations
@@ -41,19 +40,16 @@ import redis
 from config.records import Container, Record
 from coordinator.store import (
     JobIdentity,
-    JsonlSink,
     Prior,
     Resumed,
     StoreError,
     StoreUnavailable,
     container_from_json,
     container_to_json,
-    finished_in,
 )
 from coordinator.store_config import redact_url
 
 SOCKET_TIMEOUT_S = 5.0
-MIRROR_BATCH = 2_000
 OWNER_TTL_MS = 15_000  # a coordinator that stops refreshing its claim loses it after this
 RECORDS_PER_CALL = 1_000
 # KEYS: done, records, owner, leased, pending; ARGV: owner token, then (id, status, record
@@ -72,13 +68,6 @@ for i = 2, #ARGV, 3 do
 end
 return written
 """
-# ARGV: ttl s, then (key, record JSON) pairs: the record cache, written in bulk.
-CACHE_PUT = """
-for i = 2, #ARGV, 2 do
-  redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', ARGV[1])
-end
-return 1
-"""
 # KEYS: owner; ARGV: token, ttl ms. Renew our claim (or take it back after it expired
 # during an outage); 0 when another coordinator holds it.
 CLAIM = """
@@ -96,7 +85,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 1
 """
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 def connect(url: str) -> redis.Redis:
@@ -158,7 +147,7 @@ class RedisStore:
         """One command now, with Redis being away as StoreUnavailable (no password shown)."""
         try:
             return getattr(self._redis(), method)(*args, **options)
-        except _DOWN as error:
+        except DOWN as error:
             raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
 
     # -- before a run ------------------------------------------------------------------------
@@ -220,7 +209,7 @@ class RedisStore:
     def _call_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
             return self._scripts[name](keys=keys, args=args)
-        except _DOWN as error:
+        except DOWN as error:
             raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
 
     def _read_back(self) -> Resumed:
@@ -240,7 +229,7 @@ class RedisStore:
                 pipe.zadd(self._key("pending"), scores)
             try:
                 pipe.execute()
-            except _DOWN as error:
+            except DOWN as error:
                 raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
         self._seq = len(bodies)
         sources = set(self._call("smembers", self._key("sources")))
@@ -283,7 +272,7 @@ class RedisStore:
             with self._redis().pipeline(transaction=True) as pipe:
                 self._queue(pipe, batch)
                 answers = pipe.execute()
-        except _DOWN as error:
+        except DOWN as error:
             self._client = None  # reconnect next time
             raise StoreUnavailable(f"Redis {redact_url(self.url)}: {error}") from None
         except redis.RedisError as error:
@@ -370,79 +359,3 @@ def _merge_learner(values: list[str]) -> dict[str, Any] | None:
         merged["timings"] += part.get("timings", [])
         merged["strategies"] += part.get("strategies", [])
     return merged
-
-
-class RedisRecordCache:
-    """Records by key under ``landmark:cache:``, each with the job's TTL."""
-
-    def __init__(self, url: str, ttl_s: float) -> None:
-        self.url = url
-        self.ttl_s = max(1, int(ttl_s))
-        self._client = connect(url)
-        self._put = self._client.register_script(CACHE_PUT)
-
-    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        if not keys:
-            return {}
-        try:
-            values = self._client.mget([f"landmark:cache:{key}" for key in keys])
-        except _DOWN:
-            return {}  # a cache that is away is a miss, never a failure
-        return {key: json.loads(value) for key, value in zip(keys, values, strict=True) if value}
-
-    def put_many(self, items: dict[str, str]) -> None:
-        """One script call per thousand records (one reply each, not one per record)."""
-        pairs = [part for key, text in items.items() for part in (f"landmark:cache:{key}", text)]
-        step = 2 * RECORDS_PER_CALL
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for start in range(0, len(pairs), step):
-                    self._put(args=[self.ttl_s, *pairs[start : start + step]], client=pipe)
-                pipe.execute()
-        except _DOWN:
-            return
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class ResultsMirror:
-    """The driver's copy of the records stream in ``results.jsonl``: appended as records
-    arrive, each id once (a restarted driver skips what the file already holds)."""
-
-    def __init__(self, url: str, out_dir: Path | str, results_name: str, job_name: str) -> None:
-        self.url = url
-        self.path = Path(out_dir) / results_name
-        self._seen = set(finished_in(self.path))
-        self._sink = JsonlSink(self.path, flush_every=MIRROR_BATCH)
-        self._client = connect(url)
-        self._stream = f"{job_prefix(job_name)}:records"
-        self._cursor = "0-0"
-        self.trouble: str | None = None
-
-    def pump(self) -> int:
-        """Copy what the stream has that the file lacks; 0 when Redis is away."""
-        copied = 0
-        try:
-            while True:
-                answer = self._client.xread({self._stream: self._cursor}, count=MIRROR_BATCH)
-                if not answer:
-                    break
-                for entry_id, fields in answer[0][1]:
-                    self._cursor = entry_id
-                    data = json.loads(fields["r"])
-                    if data["id"] in self._seen:
-                        continue
-                    self._seen.add(data["id"])
-                    self._sink.write(Record.from_json_dict(data))
-                    copied += 1
-        except _DOWN as error:
-            self.trouble = f"Redis {redact_url(self.url)}: {error}"
-            return copied
-        self.trouble = None
-        self._sink.sync()
-        return copied
-
-    def close(self) -> None:
-        self._sink.close()
-        self._client.close()

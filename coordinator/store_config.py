@@ -61,7 +61,7 @@ class StoreConfig:
         """With Redis, the driver copies the records stream into ``results.jsonl``."""
         if not self.redis_url:
             return None
-        from coordinator.redis_store import ResultsMirror
+        from coordinator.redis_records import ResultsMirror
 
         return ResultsMirror(self.redis_url, self.out_dir, self.results, self.job_name)
 
@@ -69,7 +69,7 @@ class StoreConfig:
         if not self.cache:
             return None
         if self.redis_url:
-            from coordinator.redis_store import RedisRecordCache
+            from coordinator.redis_records import RedisRecordCache
 
             return RedisRecordCache(self.redis_url, self.cache_ttl_s)
         from coordinator.local_store import LocalRecordCache

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from config.records import Container, Phase, Record, Status
-from coordinator.redis_store import RedisRecordCache, RedisStore, ResultsMirror, redis_health
+from coordinator.redis_records import RedisRecordCache, ResultsMirror
+from coordinator.redis_store import RedisStore, redis_health
 from coordinator.store import JobIdentity, StoreError, StoreUnavailable, read_results
 
 IDENTITY = JobIdentity("job", {"sources": ["http://a.test/g"], "fields": [{"name": "t"}]})
