@@ -232,3 +232,25 @@ def test_redis_away_for_10s_loses_nothing(ray_session, tmp_path, redis_server, r
     assert_once_each(spec, 600)
     stream = redis.Redis.from_url(redis_url).xlen(f"landmark:job:{spec.name}:records")
     assert stream == 600
+
+
+def test_a_redis_that_never_comes_back_stops_the_run_resumably(
+    ray_session, tmp_path, private_redis
+):
+    """With a password in the URL: it shows in no message, summary or results."""
+    server = private_redis("canary-pw-2718")
+    spec = job(tmp_path, "delay_ms=50", items=400, budget={"actors": 1},
+               timeouts={"store_outage": "3s"})  # fmt: skip
+    with background_run(spec, actor_class=NoopActor, store_url=server.url) as outcome:
+        coordinator = wait_for_coordinator(spec, outcome)
+        results = spec.output.dir / "results.jsonl"
+        wait_until(lambda: results.exists() and len(records_of(spec)) >= 20, outcome, "20 lines")
+        server.stop()
+    summary = outcome["summary"]
+    assert not summary["completed"] and summary["stopped"] == "failed"
+    assert "the store did not come back" in summary["failure"]
+    written = (spec.output.dir / "summary.json").read_text()
+    results = (spec.output.dir / "results.jsonl").read_text()
+    assert "canary-pw-2718" not in written + results + summary["failure"]
+    assert len(records_of(spec)) >= 20  # the local copy of what reached Redis is intact
+    assert "***" in summary["store"]

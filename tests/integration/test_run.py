@@ -82,19 +82,10 @@ def test_run_survives_a_killed_actor_and_a_killed_browser(
     """Link mode, so the site's list-API count says when discovery is over: these kills hit
     extraction only (a crash during discovery is the next test)."""
     config = SiteConfig(items=300, latency_ms=20)
-    list_pages = -(-config.items // config.page_size)
     with GallerySite(config) as site:
         job = gallery_job(site.url, **{"budget.actors": 2, "containers.open": "link"})
         with background_run(job) as outcome:
-            wait_for_site(
-                site,
-                lambda stats: (
-                    stats["items_attempted"] >= 100
-                    and stats["requests"].get("api_items", 0) >= list_pages
-                ),
-                outcome,
-                lambda: len(session_processes("ray::BrowserActor")) >= 2,
-            )
+            wait_for_extraction(site, outcome, session_processes, attempted=100)
             victim, survivor = session_processes("ray::BrowserActor")[:2]
             browser = browser_main(survivor)
             assert browser is not None, "no Chromium found under the surviving actor"
@@ -117,19 +108,10 @@ def test_run_recovers_when_every_actor_and_the_metrics_actor_die_together(
     ray_session, gallery_job, read_run, session_processes
 ):
     config = SiteConfig(items=240, latency_ms=20)
-    list_pages = -(-config.items // config.page_size)
     with GallerySite(config) as site:
         job = gallery_job(site.url, **{"budget.actors": 2, "containers.open": "link"})
         with background_run(job) as outcome:
-            wait_for_site(
-                site,
-                lambda stats: (
-                    stats["items_attempted"] >= 60
-                    and stats["requests"].get("api_items", 0) >= list_pages
-                ),
-                outcome,
-                lambda: len(session_processes("ray::BrowserActor")) >= 2,
-            )
+            wait_for_extraction(site, outcome, session_processes, attempted=60)
             newest = sorted(session_processes("ray::BrowserActor"), key=lambda p: p.create_time())
             monitors = session_processes("ray::MetricsActor")
             for victim in [*newest[-2:], max(monitors, key=lambda p: p.create_time())]:
@@ -169,6 +151,21 @@ def test_run_survives_browsers_killed_during_discovery(
     source_records = [r for r in finished.records if r["id"].startswith("source:")]
     assert source_records == [], "the source was written off after a browser crash"
     assert_exact(finished, truth)
+
+
+def wait_for_extraction(site, outcome, session_processes, attempted: int) -> None:
+    """Discovery over (every list page served), ``attempted`` items opened, two actors up:
+    from here a kill hits extraction only."""
+    list_pages = -(-site.config.items // site.config.page_size)
+    wait_for_site(
+        site,
+        lambda stats: (
+            stats["items_attempted"] >= attempted
+            and stats["requests"].get("api_items", 0) >= list_pages
+        ),
+        outcome,
+        lambda: len(session_processes("ray::BrowserActor")) >= 2,
+    )
 
 
 def wait_for_site(site, condition, outcome, ready=lambda: True) -> None:
