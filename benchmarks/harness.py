@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shlex
 import sys
 import time
@@ -24,13 +25,13 @@ from typing import Any
 
 import psutil
 
-from benchmarks.report import write_report
+from benchmarks.report import chaos_table, write_report
 from benchmarks.scenarios import SCENARIOS, Bench
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-CHOICES = [*SCENARIOS, "all", "report"]
+CHOICES = [*SCENARIOS, "all", "report", "chaos"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -75,6 +76,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="the Markdown report to rebuild (default: benchmarks/RESULTS.md)",
     )
     parser.add_argument("--no-report", action="store_true", help="write JSON only")
+    chaos = parser.add_argument_group("chaos (kill trials; see benchmarks/chaos.py)")
+    chaos.add_argument("--trials", type=_positive, default=7, help="kill trials (default 7)")
+    chaos.add_argument("--seed", type=int, help="the first trial's seed (default: random)")
+    chaos.add_argument(
+        "--targets", type=_names, metavar="TARGET,...", help="what to kill (default: each in turn)"
+    )
     return parser
 
 
@@ -82,6 +89,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Run the chosen scenario(s); 1 if any run lost or duplicated a container or failed."""
     if args.scenario == "report":
         return _report(args)
+    if args.scenario == "chaos":
+        return _chaos(args)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     bench = Bench(
         quick=args.quick,
@@ -166,6 +175,49 @@ def versions() -> dict[str, str | None]:
     except Exception as error:
         found["chromium"] = f"not found: {str(error).splitlines()[0]}"
     return found
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    """Kill trials; JSON in the results folder and the table on stdout. The report is not
+    rebuilt here: it is built from every scenario's newest file (``landmark bench report``)."""
+    from benchmarks.chaos import TARGETS, as_documents, run_chaos, table
+
+    targets = tuple(args.targets or TARGETS)
+    unknown = sorted(set(targets) - set(TARGETS))
+    if unknown:
+        print(f"landmark bench: unknown chaos targets {unknown}; know {TARGETS}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    print(f"landmark bench chaos: {args.trials} trials, seed {seed}", flush=True)
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    trials = run_chaos(args.trials, seed, targets)
+    rows = table(trials)
+    document = {
+        "scenario": "chaos",
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - began, 1),
+        "command": _command_line(),
+        "machine": machine(),
+        "versions": versions(),
+        "seed": seed,
+        "rows": rows,
+        "runs": as_documents(trials),
+        "failures": [
+            f"{t.target} (replay: landmark bench chaos --trials 1 --seed {t.seed} "
+            f"--targets {t.target})"
+            for t in trials
+            if not t.passed
+        ],
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"chaos-{started.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+    print("\n".join(chaos_table(rows)))
+    print(f"landmark bench chaos: wrote {path}", file=sys.stderr)
+    for failure in document["failures"]:
+        print(f"landmark bench chaos: FAILED {failure}", file=sys.stderr)
+    return EXIT_FAILED if document["failures"] else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MiB = 2**20
-ORDER = ["throughput", "efficiency", "scaling", "depth", "memory", "spike"]
+ORDER = ["throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos"]
 
 
 def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -313,6 +313,26 @@ def _generic(doc: dict[str, Any]) -> list[str]:
     return [f"{len(doc.get('runs', []))} runs; see `{doc['_file']}`."]
 
 
+def chaos_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The kill trials per target (``benchmarks/chaos.py``)."""
+    lines = [
+        "| kill target | trials | passed | lost | duplicated | wrong | hung | exit codes | "
+        "longest s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['target']} | {row['trials']} | {row['passed']} | {row['lost']} | "
+            f"{row['duplicated']} | {row['wrong']} | {row['hung']} | "
+            f"{', '.join(map(str, row['exit_codes']))} | {row['wall_s_max']:.0f} |"
+        )
+    return lines
+
+
+def _chaos(doc: dict[str, Any]) -> list[str]:
+    return [f"Seed {doc.get('seed')}.", "", *chaos_table(doc.get("rows", []))]
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "throughput": _throughput,
     "efficiency": _efficiency,
@@ -320,6 +340,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "depth": _depth,
     "memory": _memory,
     "spike": _spike,
+    "chaos": _chaos,
 }
 
 

@@ -242,7 +242,6 @@ def test_a_redis_that_never_comes_back_stops_the_run_resumably(
     spec = job(tmp_path, "delay_ms=50", items=400, budget={"actors": 1},
                timeouts={"store_outage": "3s"})  # fmt: skip
     with background_run(spec, actor_class=NoopActor, store_url=server.url) as outcome:
-        coordinator = wait_for_coordinator(spec, outcome)
         results = spec.output.dir / "results.jsonl"
         wait_until(lambda: results.exists() and len(records_of(spec)) >= 20, outcome, "20 lines")
         server.stop()
