@@ -9,6 +9,7 @@ is a first-class citizen rather than an afterthought.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -95,6 +96,11 @@ def find_browser(
         if not resolved:
             raise BrowserNotFoundError(
                 f"the browser set explicitly does not exist: {explicit}\n{NO_BROWSER_HELP}"
+            )
+        if not os.access(resolved, os.X_OK):
+            raise BrowserNotFoundError(
+                f"the browser set explicitly is not an executable program: {explicit}\n"
+                f"{NO_BROWSER_HELP}"
             )
         return FoundBrowser(Path(resolved), "explicit")
     if use_playwright and (bundled := playwright_chromium()) is not None:

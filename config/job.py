@@ -11,12 +11,23 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import urlsplit
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
 from config.units import ByteSize, Duration, Limit, ResourceLimit
+
+MAX_TEXT = 4096  # selectors, labels, patterns: longer is a mistake, not a page
+MAX_WAIT = timedelta(hours=24)  # a longer wait would only hide a hung page
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class Spec(BaseModel):
@@ -67,22 +78,63 @@ class IdSource(StrEnum):
     TEXT_HASH = "text_hash"  # a hash of the container's normalised text
 
 
+def _within(name: str, value: timedelta | None, *, zero_ok: bool = False) -> None:
+    """Durations that bound a wait: at most a day, and more than zero where zero would mean
+    "no wait at all" (or, to Playwright, "no deadline")."""
+    if value is None:
+        return
+    if value > MAX_WAIT:
+        raise ValueError(f"{name} must be at most 24h, got {value.total_seconds():g}s")
+    if not zero_ok and value <= timedelta(0):
+        raise ValueError(f"{name} must be more than 0s")
+
+
+def plain_file_name(value: str) -> str:
+    """A name for a file directly inside the output folder: no folders, no way out of it."""
+    if not value or value in {".", ".."} or len(value) > 255:
+        raise ValueError("must be a plain file name, such as results.jsonl")
+    if any(sep in value for sep in ("/", "\\", "\0")) or value != value.strip():
+        raise ValueError(f"must be a plain file name inside the output folder, got {value!r}")
+    return value
+
+
 class SourceSpec(Spec):
-    urls: list[str] = Field(default_factory=list, description="Start URLs: gallery or item pages.")
+    allow_schemes: list[Literal["http", "https", "file"]] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEMES),
+        min_length=1,
+        description="URL schemes a source (inline, listed in the file, or found on a page) may "
+        "use. Default http and https; add file only for pages on this machine you trust.",
+    )
+    urls: list[str] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="Start URLs: gallery or item pages. Scheme and host are lower-cased and "
+        "surrounding spaces dropped.",
+    )
     file: Path | None = Field(
         default=None,
-        description="A file with one URL per line (blank lines and # comments skipped); "
-        "relative paths are read from the job file's folder.",
+        description="A UTF-8 text file with one URL per line (blank lines and # comments "
+        "skipped), checked like urls; relative paths are read from the job file's folder.",
     )
 
     @field_validator("urls")
     @classmethod
-    def _urls_are_http(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in {"http", "https"} or not parts.netloc:
-                raise ValueError(f"not an http(s) URL: {url!r}")
-        return urls
+    def _urls_allowed(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        schemes = info.data.get("allow_schemes", DEFAULT_SCHEMES)
+        normalised = []
+        for index, url in enumerate(urls):
+            try:
+                normalised.append(normalise_url(url, schemes))
+            except ValueError as error:
+                raise ValueError(f"[{index}]: {error}") from None
+        return normalised
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _file_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an empty file name")
+        return value
 
     @model_validator(mode="after")
     def _has_some(self) -> SourceSpec:
@@ -93,32 +145,35 @@ class SourceSpec(Spec):
 
 class ContainerSpec(Spec):
     open: OpenMode = Field(default=OpenMode.CLICK, description="How to open one container.")
-    selector: str = Field(
+    selector: Text = Field(
         default="[data-id]",
+        min_length=1,
         description="CSS selector of one container (card) on a gallery page. Unused for 'self'.",
     )
     id_from: IdSource = Field(default=IdSource.ATTR, description="Where the stable id comes from.")
-    id_attr: str = Field(default="data-id", description="The attribute read when id_from is attr.")
-    link_selector: str | None = Field(
+    id_attr: Text = Field(default="data-id", description="The attribute read when id_from is attr.")
+    link_selector: Text | None = Field(
         default=None,
         description="Inside the container, the element whose href opens it; default: the "
         "container itself if it is a link, else its first a[href].",
     )
-    panel_selector: str | None = Field(
+    panel_selector: Text | None = Field(
         default=None,
         description="Click mode: the detail panel the click opens, where fields are read. "
         "Default: the whole document.",
     )
-    close_selector: str | None = Field(
+    close_selector: Text | None = Field(
         default=None,
         description="Click mode: what closes the panel; default: press Escape.",
     )
-    scroll_container: str | None = Field(
+    scroll_container: Text | None = Field(
         default=None,
         description="The element that scrolls the gallery; default: found by itself "
         "(the largest scrollable element holding containers, else the window).",
     )
-    limit: int | None = Field(default=None, ge=1, description="Stop after this many per source.")
+    limit: int | None = Field(
+        default=None, ge=1, le=10**8, description="Stop after this many per source."
+    )
 
     @model_validator(mode="after")
     def _id_attr_given(self) -> ContainerSpec:
@@ -128,21 +183,24 @@ class ContainerSpec(Spec):
 
 
 class FieldSpec(Spec):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Output key.")
-    labels: list[str] = Field(
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128, description="Output key."
+    )
+    labels: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(
         default_factory=list,
+        max_length=100,
         description="Landmark label texts, matched case-insensitively on normalised visible "
         "text (whitespace collapsed, a trailing ':' ignored). Exact matches win over prefixes.",
     )
-    label_regex: str | None = Field(
+    label_regex: Text | None = Field(
         default=None, description="A regular expression a label's text must match (searched)."
     )
     relation: Relation = Field(default=Relation.NEXT, description="Where the value sits.")
-    attr: str | None = Field(default=None, description="The attribute to read for relation attr.")
-    css: str | None = Field(
+    attr: Text | None = Field(default=None, description="The attribute to read for relation attr.")
+    css: Text | None = Field(
         default=None, description="A CSS selector tried when no landmark resolves the field."
     )
-    pattern: str | None = Field(
+    pattern: Text | None = Field(
         default=None,
         description="A regular expression with one group; the group becomes the value.",
     )
@@ -181,9 +239,14 @@ class DownloadSpec(Spec):
     ``href`` of a "Download" link, found like any other field)."""
 
     field: str = Field(description="The field whose value (a URL) is downloaded.")
-    dir: Path = Field(default=Path("downloads"), description="Relative to the output folder.")
+    dir: Path = Field(
+        default=Path("downloads"),
+        description="A folder inside the output folder (relative, without '..').",
+    )
     max_bytes: ByteSize = Field(
         default=50 * 2**20,
+        gt=0,
+        le=2**40,
         description="A download larger than this is not kept: the record is 'partial' with "
         "the error named, and no part of the file stays on disk.",
     )
@@ -197,18 +260,39 @@ class DownloadSpec(Spec):
         "container's own deadline). A body that trickles in is cut here.",
     )
 
+    @field_validator("dir")
+    @classmethod
+    def _inside_output(cls, value: Path) -> Path:
+        if value.is_absolute() or ".." in value.parts or not str(value).strip():
+            raise ValueError(f"must be a folder inside the output folder, got {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> DownloadSpec:
+        _within("idle", self.idle)
+        _within("timeout", self.timeout)
+        return self
+
 
 class BudgetSpec(Spec):
     actors: int = Field(default=2, ge=1, le=1024, description="BrowserActors to start.")
     pages_per_actor: int = Field(default=4, ge=1, le=64, description="Pages (slots) per actor.")
-    max_in_flight: int = Field(default=64, ge=1, description="Containers in flight, all actors.")
-    min_in_flight: int = Field(default=2, ge=1, description="The adaptive limit never goes lower.")
+    max_in_flight: int = Field(
+        default=64, ge=1, le=100_000, description="Containers in flight, all actors."
+    )
+    min_in_flight: int = Field(
+        default=2, ge=1, le=100_000, description="The adaptive limit never goes lower."
+    )
     batch_size: int = Field(default=4, ge=1, le=256, description="Containers per extract call.")
     domain_rate: float = Field(
-        default=200.0, gt=0, description="Requests per second to one domain (token bucket)."
+        default=200.0,
+        gt=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Requests per second to one domain (token bucket).",
     )
     domain_concurrency: int = Field(
-        default=32, ge=1, description="Containers in flight against one domain."
+        default=32, ge=1, le=100_000, description="Containers in flight against one domain."
     )
     memory_throttle: Limit = Field(
         default=ResourceLimit(fraction=0.75),
@@ -250,7 +334,9 @@ class TimeoutSpec(Spec):
         "at all, and a busy machine stalls pages for a second now and then.",
     )
     wait_max: Duration = Field(default=timedelta(seconds=30), description="Learned ceiling.")
-    margin: float = Field(default=3.0, ge=1.0, description="Learned deadline = p95 × margin.")
+    margin: float = Field(
+        default=3.0, ge=1.0, le=100.0, description="Learned deadline = p95 × margin."
+    )
     container: Duration = Field(
         default=timedelta(seconds=60), description="Everything for one container, at most."
     )
@@ -258,6 +344,12 @@ class TimeoutSpec(Spec):
         default=timedelta(seconds=5),
         description="Discovery stops when no new container appears for this long (before "
         "the learner knows better).",
+    )
+    discovery: Duration = Field(
+        default=timedelta(minutes=30),
+        description="One source's whole discovery, at most. An endless feed stops here (or at "
+        "containers.limit); the containers found so far are extracted, and the summary says "
+        "which source was cut short and why.",
     )
     lease: Duration | None = Field(
         default=None,
@@ -284,6 +376,12 @@ class TimeoutSpec(Spec):
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeoutSpec:
+        for name in (
+            "navigation", "wait", "wait_min", "wait_max", "container", "discovery_idle",
+            "discovery", "lease", "store_outage", "actor_start",
+        ):  # fmt: skip
+            _within(name, getattr(self, name))
+        _within("lease_margin", self.lease_margin, zero_ok=True)
         if self.wait_min > self.wait_max:
             raise ValueError("wait_min must not exceed wait_max")
         return self
@@ -294,11 +392,21 @@ class RetrySpec(Spec):
     backoff: Duration = Field(default=timedelta(milliseconds=250), description="First delay.")
     backoff_max: Duration = Field(default=timedelta(seconds=30), description="Largest delay.")
     breaker_failures: int = Field(
-        default=20, ge=1, description="Consecutive failures that open a domain's breaker."
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Consecutive failures that open a domain's breaker.",
     )
     breaker_cooldown: Duration = Field(
         default=timedelta(seconds=30), description="How long an open breaker stays open."
     )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RetrySpec:
+        for name in ("backoff", "backoff_max", "breaker_cooldown"):
+            _within(name, getattr(self, name), zero_ok=True)
+        return self
+
     breaker_probes: int = Field(
         default=2,
         ge=1,
@@ -318,8 +426,32 @@ class RetrySpec(Spec):
 
 class OutputSpec(Spec):
     dir: Path = Field(default=Path("runs/latest"), description="Where results are written.")
-    results: str = Field(default="results.jsonl", description="One JSON line per container.")
-    summary: str = Field(default="summary.json", description="Counts, timings, memory, learner.")
+    results: str = Field(
+        default="results.jsonl",
+        description="One JSON line per container; a plain file name inside the output folder.",
+    )
+    summary: str = Field(
+        default="summary.json",
+        description="Counts, timings, memory, learner; a plain file name inside the output folder.",
+    )
+
+    @field_validator("results", "summary")
+    @classmethod
+    def _plain_names(cls, value: str) -> str:
+        return plain_file_name(value)
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and (not value.strip() or "\0" in value):
+            raise ValueError("an empty folder name, or one with a NUL in it")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> OutputSpec:
+        if self.results == self.summary:
+            raise ValueError("results and summary must be different files")
+        return self
 
 
 class CacheSpec(Spec):
@@ -328,7 +460,9 @@ class CacheSpec(Spec):
 
     enabled: bool = Field(default=True, description="Off with `cache: false`.")
     ttl: Duration = Field(
-        default=timedelta(days=1), description="How long a cached record may be served."
+        default=timedelta(days=1),
+        le=timedelta(days=366),
+        description="How long a cached record may be served (at most 366 days).",
     )
 
     @model_validator(mode="before")
@@ -342,26 +476,32 @@ class BrowserSpec(Spec):
         default=None, description="A Chromium/Chrome binary; default: found by itself."
     )
     headless: bool | None = Field(default=None, description="Default: LANDMARK_HEADLESS or true.")
-    allow_domains: list[str] = Field(
+    allow_domains: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
         default_factory=list,
+        max_length=10_000,
         description="Domains pages may navigate to besides the sources' own.",
     )
     recycle_after: int = Field(
-        default=1000, ge=1, description="Containers before the context is recreated."
+        default=1000, ge=1, le=10**7, description="Containers before the context is recreated."
     )
     recycle_rss: ByteSize = Field(
-        default=1536 * 2**20, description="Browser tree RSS above which the context is recreated."
+        default=1536 * 2**20,
+        ge=64 * 2**20,
+        le=2**40,
+        description="Browser tree RSS above which the context is recreated (at least 64MiB).",
     )
-    viewport: tuple[int, int] = Field(default=(1280, 900), description="Page size, pixels.")
+    viewport: tuple[
+        Annotated[int, Field(ge=100, le=10_000)], Annotated[int, Field(ge=100, le=10_000)]
+    ] = Field(default=(1280, 900), description="Page size, pixels (each 100 to 10000).")
 
 
 class JobSpec(Spec):
     """A whole job: what to open, what to read, and how hard to push."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[\w.-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.-]+$")]
     sources: SourceSpec
     containers: ContainerSpec = Field(default_factory=ContainerSpec)
-    fields: list[FieldSpec] = Field(min_length=1)
+    fields: list[FieldSpec] = Field(min_length=1, max_length=500)
     download: DownloadSpec | None = None
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     timeouts: TimeoutSpec = Field(default_factory=TimeoutSpec)
@@ -387,8 +527,5 @@ class JobSpec(Spec):
             path = self.sources.file
             if base is not None and not path.is_absolute():
                 path = base / path
-            with path.open(encoding="utf-8") as lines:
-                urls.extend(
-                    line.strip() for line in lines if line.strip() and not line.startswith("#")
-                )
+            urls.extend(read_sources_file(path, self.sources.allow_schemes))
         return list(dict.fromkeys(urls))

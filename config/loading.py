@@ -15,6 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from config.job import JobSpec
+from config.sources import SourcesFileError
+
+MAX_JOB_FILE_BYTES = 4 * 2**20
 
 
 class JobFileError(Exception):
@@ -28,12 +31,15 @@ class JobFileError(Exception):
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
+    """``fields[2].labels``; a key that is not a plain name is quoted: ``sources[':']``."""
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif str(part).isidentifier():
             text += f".{part}" if text else str(part)
+        else:
+            text += f"[{str(part)[:40]!r}]"
     return text or "(top level)"
 
 
@@ -50,20 +56,39 @@ def describe_validation_error(error: ValidationError) -> list[str]:
         kind = item["type"]
         # pydantic tags model-level validators with no location; keep their message as is
         reason = _FRIENDLY.get(kind) or item["msg"].removeprefix("Value error, ")
-        if kind not in _FRIENDLY and "input" in item and not isinstance(item["input"], dict):
-            reason += f" (got {item['input']!r})"
+        # our own validators (value_error) already quote what was wrong
+        shown = kind not in _FRIENDLY and kind != "value_error" and "input" in item
+        if shown and not isinstance(item["input"], dict):
+            reason += f" (got {_shorten(repr(item['input']))})"
         problems.append(f"{_location(item['loc'])}: {reason}")
     return problems
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _syntax_problem(error: json.JSONDecodeError | yaml.YAMLError, path: Path) -> str:
+    """One line: where the syntax breaks and why (PyYAML's own text spans several)."""
+    kind = "JSON" if isinstance(error, json.JSONDecodeError) else "YAML"
+    if isinstance(error, json.JSONDecodeError):
+        line, column, why = error.lineno, error.colno, error.msg
+    elif isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        line, column, why = mark.line + 1, mark.column + 1, error.problem or "bad syntax"
+    else:
+        return f"not valid {kind}: {_shorten(' '.join(str(error).split()))}"
+    return f"not valid {kind} at line {line}, column {column}: {_shorten(why)}"
 
 
 def parse_job_text(text: str, path: Path) -> dict[str, Any]:
     """YAML or JSON (by suffix; YAML also reads JSON) into a mapping, or a JobFileError."""
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except RecursionError:
+        raise JobFileError(path, ["(file): nested too deeply to be a job file"]) from None
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise JobFileError(
-            path, [f"not valid {path.suffix.lstrip('.') or 'YAML'}: {error}"]
-        ) from None
+        raise JobFileError(path, [_syntax_problem(error, path)]) from None
     if not isinstance(data, dict):
         raise JobFileError(path, ["(top level): expected a mapping of keys such as name, sources"])
     return data
@@ -72,32 +97,55 @@ def parse_job_text(text: str, path: Path) -> dict[str, Any]:
 def load_job(path: str | Path, overrides: dict[str, Any] | None = None) -> JobSpec:
     """Load and validate a job file; ``overrides`` (dotted keys) are applied before validation."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise JobFileError(path, ["no such file"]) from None
-    except OSError as error:
-        raise JobFileError(path, [f"cannot be read: {error.strerror}"]) from None
-    data = parse_job_text(text, path)
+    data = parse_job_text(_read_job_text(path), path)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
+        _set_dotted(path, data, dotted, value)
     try:
         job = JobSpec.model_validate(data)
     except ValidationError as error:
         raise JobFileError(path, describe_validation_error(error)) from None
     if job.sources.file is not None:
-        source_file = job.sources.file
-        if not source_file.is_absolute():
-            source_file = path.parent / source_file
-        if not source_file.is_file():
-            raise JobFileError(path, [f"sources.file: no such file: {source_file}"])
-        job.sources.file = source_file.resolve()
+        _check_sources_file(path, job)
     return job
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _read_job_text(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise JobFileError(path, ["(file): a folder, not a job file"])
+        if path.stat().st_size > MAX_JOB_FILE_BYTES:
+            raise JobFileError(path, [f"(file): larger than {MAX_JOB_FILE_BYTES // 2**20} MiB"])
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobFileError(path, ["(file): no such file"]) from None
+    except OSError as error:
+        raise JobFileError(path, [f"(file): cannot be read: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise JobFileError(path, ["(file): not UTF-8 text (a job file is YAML or JSON)"]) from None
+
+
+def _check_sources_file(path: Path, job: JobSpec) -> None:
+    """Resolve ``sources.file`` against the job file's folder and read it once, so that a bad
+    line fails here (``validate`` and before Ray starts), with its number."""
+    source_file = job.sources.file
+    assert source_file is not None
+    if not source_file.is_absolute():
+        source_file = path.parent / source_file
+    if not source_file.is_file():
+        raise JobFileError(path, [f"sources.file: no such file: {source_file}"])
+    job.sources.file = source_file.resolve()
+    try:
+        job.source_urls()
+    except SourcesFileError as error:
+        raise JobFileError(path, [f"sources.file: {error}"]) from None
+
+
+def _set_dotted(path: Path, data: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     node = data
-    for key in parents:
+    for depth, key in enumerate(parents):
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            where = ".".join(parents[: depth + 1])
+            raise JobFileError(path, [f"{where}: expected a mapping, to set {dotted}"])
     node[last] = value

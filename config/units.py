@@ -7,6 +7,7 @@ and is harder to get wrong by a factor of 1000. Every duration is stored as a
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -15,6 +16,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+MAX_DURATION_S = 366 * 86400  # no setting needs more; timedelta itself ends at 999999999 days
+MAX_SIZE = 2**50
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|tb|tib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
@@ -37,32 +41,38 @@ def parse_duration(value: object) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 5s or 250ms, not a boolean")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            number, unit = match.groups()
-            return timedelta(seconds=float(number) * _DURATION_UNITS[unit])
-    raise ValueError(f"expected a duration such as 5s, 250ms or 2m, got {value!r}")
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        number, unit = match.groups()
+        seconds = float(number) * _DURATION_UNITS[unit]
+    if seconds is None or math.isnan(seconds):
+        raise ValueError(f"expected a duration such as 5s, 250ms or 2m, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration of at most {MAX_DURATION_S // 86400} days, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def parse_size(value: object) -> int:
     """Accept a number of bytes or a string such as "512MiB", "4GB"."""
     if isinstance(value, bool):
         raise ValueError("expected a size such as 512MiB, not a boolean")
+    size: float | None = None
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError("a size cannot be negative")
-        return value
-    if isinstance(value, str):
-        match = _SIZE.match(value)
-        if match:
-            number, unit = match.groups()
-            return int(float(number) * _SIZE_UNITS[unit.lower() if unit else None])
-    raise ValueError(f"expected a size such as 512MiB or 4GB, got {value!r}")
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        number, unit = match.groups()
+        size = float(number) * _SIZE_UNITS[unit.lower() if unit else None]
+    if size is None:
+        raise ValueError(f"expected a size such as 512MiB or 4GB, got {value!r}")
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    if size > MAX_SIZE:
+        raise ValueError(f"a size of at most 1PiB, got {value!r}")
+    return int(size)
 
 
 def _serialize_duration(value: timedelta) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from actors.browser import BrowserNotFoundError
 from config.loading import JobFileError
 from config.settings import SettingsError
-from coordinator.driver import OutputError, RunFailedError
+from coordinator.driver import RunFailedError
+from coordinator.preflight import BudgetError, OutputError
 from coordinator.store import JobChangedError, StoreError
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -31,11 +32,12 @@ class UsageError(Exception):
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from config.loading import load_job
+    from coordinator.preflight import check_output
 
     job = load_job(args.job)
+    check_output(job.output.dir, (job.output.results, job.output.summary), create=False)
     print(
-        f"{args.job}: valid job {job.name!r}: {len(job.sources.urls)} URL(s)"
-        f"{' + ' + str(job.sources.file) if job.sources.file else ''}, "
+        f"{args.job}: valid job {job.name!r}: {len(job.source_urls())} source URL(s), "
         f"{len(job.fields)} field(s), open={job.containers.open}"
     )
     return EXIT_OK
@@ -131,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BrowserNotFoundError,
         JobChangedError,
         OutputError,
+        BudgetError,
     ) as error:
         print(f"landmark: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from actors.browser import find_browser
 from config.job import JobSpec
 from config.loading import load_job
 from config.settings import Settings
+from coordinator.preflight import check_actors_fit, check_output
 from coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
 from coordinator.store import JobChangedError, JobIdentity, Prior
 from coordinator.store_config import StoreConfig
@@ -30,10 +32,6 @@ COORDINATOR_RESTARTS = 3
 
 class RunFailedError(RuntimeError):
     """The run could not go on (e.g. no BrowserActor could start); the message says why."""
-
-
-class OutputError(ValueError):
-    """The output directory cannot be used; the message says why (exit 2)."""
 
 
 def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,22 +55,6 @@ def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def check_browser(job: JobSpec) -> None:
     """Fail before Ray starts when no browser exists: the message says what to do."""
     find_browser(job.browser.executable or Settings.from_env().browser)
-
-
-def check_output(out_dir: Path) -> Path:
-    """An absolute, writable output directory, or an OutputError saying what is wrong."""
-    out_dir = Path(out_dir).expanduser().resolve()
-    for parent in [out_dir, *out_dir.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(f"output directory {out_dir}: {parent} is a file, not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".landmark-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise OutputError(f"output directory {out_dir} is not writable: {error.strerror}") from None
-    return out_dir
 
 
 def prepare_store(
@@ -117,7 +99,11 @@ def run_job(
 ) -> dict[str, Any]:
     """Run ``job`` to the end (or a stop) and return its summary; writes results + summary."""
     say = say or _say
-    out_dir = check_output(out_dir)
+    out_dir = check_output(out_dir, (job.output.results, job.output.summary))
+    browsers = actor_class is None  # the coordinator bench's no-op actors run no browser
+    joining = address or os.environ.get("RAY_ADDRESS")
+    if browsers and not joining:
+        check_actors_fit(job.budget.actors, os.cpu_count() or 1, "this machine")
     store_url = store_url or Settings.from_env().redis_url
     store = StoreConfig.for_job(job, out_dir, store_url)
     prepare_store(store, JobIdentity.of(job, sources), fresh=fresh, say=say)
@@ -125,6 +111,10 @@ def run_job(
         init_ray(address, job.budget.actors)
     except RayStartError as error:
         raise RunFailedError(str(error)) from None
+    if browsers and joining:
+        import ray
+
+        check_actors_fit(job.budget.actors, ray.cluster_resources().get("CPU", 0), "the cluster")
     summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
     summary["out_dir"] = str(out_dir)
     (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))

@@ -42,6 +42,14 @@ def test_explicit_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, 
         find_browser(tmp_path / "nope")
 
 
+def test_explicit_path_that_is_not_a_program_is_an_error(tmp_path, empty_path):
+    data = tmp_path / "passwd"
+    data.write_text("root:x:0:0")
+    for explicit in (data, tmp_path):
+        with pytest.raises(BrowserNotFoundError, match=r"not an executable program|does not exist"):
+            find_browser(explicit)
+
+
 def test_playwright_bundled_before_system(tmp_path, empty_path, monkeypatch):
     fake_browser(empty_path, "chromium")
     bundled = fake_browser(tmp_path, "chrome-bundled")

@@ -164,7 +164,7 @@ def test_raycluster_manifest_has_a_head_and_a_worker_group():
         (container,) = group["template"]["spec"]["containers"]
         assert container["image"] == "REGISTRY/landmark:TAG"
         env = {entry["name"]: entry for entry in container["env"]}
-        assert env["RAY_AUTH_MODE"]["value"] in ("token", "disabled")
+        assert env["RAY_AUTH_MODE"]["value"] == "token"
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["requests"]["memory"]
         mounts = {mount["mountPath"] for mount in container["volumeMounts"]}

@@ -88,7 +88,7 @@ def test_several_problems_are_all_reported(tmp_path):
         ({"fields": [{"name": "x", "labels": ["X"], "pattern": "no group"}]}, "exactly one group"),
         ({"fields": [{"name": "x", "labels": ["X"], "relation": "attr"}]}, "no 'attr'"),
         ({"fields": [{"name": "x", "labels": ["X"], "label_regex": "("}]}, "regular expression"),
-        ({"sources": {"urls": ["ftp://x"]}}, "not an http(s) URL"),
+        ({"sources": {"urls": ["ftp://x"]}}, "ftp: is not allowed"),
         ({"sources": {}}, "at least one URL"),
         ({"budget": {"memory_throttle": "90%", "memory_shed": "80%"}}, "must not exceed"),
         ({"budget": {"memory_shed": "120%"}}, "percentage"),

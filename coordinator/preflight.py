@@ -1,0 +1,59 @@
+"""Checks made before Ray starts (and by ``landmark validate``): a run that cannot write
+its output, or that asks for more browsers than the machine can hold, fails in a second
+with a sentence, not after a minute of start-up with a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+ACTORS_PER_CPU = 4  # each BrowserActor runs a Chromium; past this they only queue
+
+
+class OutputError(ValueError):
+    """The output directory cannot be used; the message says why (exit 2)."""
+
+
+class BudgetError(ValueError):
+    """The job asks for more than the machine or cluster can run (exit 2)."""
+
+
+def check_output(out_dir: Path, names: Iterable[str] = (), *, create: bool = True) -> Path:
+    """An absolute, writable output directory, or an OutputError saying what is wrong.
+
+    ``create=False`` (validate) proves the folder could be made without leaving it behind.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()
+    for parent in [out_dir, *out_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"output directory {out_dir}: {parent} is a file, not a folder")
+    for name in names:
+        if (out_dir / name).is_dir():
+            raise OutputError(f"output file {out_dir / name} is a folder")
+    try:
+        if create:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            probe = out_dir / ".landmark-write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        else:
+            nearest = next(p for p in [out_dir, *out_dir.parents] if p.exists())
+            os.rmdir(tempfile.mkdtemp(prefix=".landmark-write-test-", dir=nearest))
+    except OSError as error:
+        raise OutputError(f"output directory {out_dir} is not writable: {error.strerror}") from None
+    return out_dir
+
+
+def check_actors_fit(actors: int, cpus: float, where: str) -> None:
+    """``budget.actors`` bounded by the CPUs that will run them."""
+    bound = max(1, int(cpus)) * ACTORS_PER_CPU
+    if actors > bound:
+        raise BudgetError(
+            f"budget.actors is {actors}, more than {ACTORS_PER_CPU} × the {cpus:g} CPUs of "
+            f"{where} ({bound}): each BrowserActor runs a Chromium, and more than "
+            f"{ACTORS_PER_CPU} per core only queue behind each other. Lower budget.actors "
+            "(or --actors), or join a bigger cluster with --address."
+        )
