@@ -21,6 +21,7 @@ from config.settings import SettingsError
 from coordinator.driver import RunFailedError
 from coordinator.preflight import BudgetError, OutputError
 from coordinator.store import JobChangedError, StoreError
+from coordinator.store_config import StoreUrlError
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMAND_GROUP = "landmark.commands"
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         JobChangedError,
         OutputError,
         BudgetError,
+        StoreUrlError,
     ) as error:
         print(f"landmark: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -3,6 +3,7 @@ opened where the Coordinator runs: a small picklable description, not a connecti
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -10,16 +11,40 @@ from urllib.parse import urlsplit, urlunsplit
 from config.job import JobSpec
 from coordinator.store import RecordCache, RunStore
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_USERINFO = re.compile(r"^([^:/?#]*://[^:@/?#]*):[^@/?#]*@")
+
+
+class StoreUrlError(ValueError):
+    """A ``--store`` / ``LANDMARK_REDIS_URL`` that is not a Redis URL (exit 2)."""
+
 
 def redact_url(url: str) -> str:
-    """A URL safe to print: any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A URL safe to print: any password replaced by ``***`` (even in a URL that does not
+    parse, which is exactly when it gets printed in an error)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = f"{parts.username or ''}:***@" + parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return _USERINFO.sub(r"\1:***@", url)
+
+
+def check_store_url(url: str) -> str:
+    """The Redis URL, or a StoreUrlError saying what is wrong with it (before Ray starts)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises on a port that is not a number in range
+    except ValueError as error:
+        raise StoreUrlError(f"not a Redis URL: {redact_url(url)} ({error})") from None
+    if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise StoreUrlError(
+            f"not a Redis URL: {redact_url(url)}; expected redis://[:password@]host:port[/db], "
+            "rediss://… or unix:///path/to/socket"
+        )
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +62,7 @@ class StoreConfig:
             out_dir=Path(out_dir),
             job_name=job.name,
             results=job.output.results,
-            redis_url=redis_url,
+            redis_url=check_store_url(redis_url) if redis_url else None,
             cache=job.cache.enabled,
             cache_ttl_s=job.cache.ttl.total_seconds(),
         )

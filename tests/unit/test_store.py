@@ -11,6 +11,7 @@ import pytest
 from config.records import Container, Phase, Problem, Record, Status
 from coordinator.local_store import LocalRecordCache, LocalStore
 from coordinator.store import JobIdentity, JsonlSink, finished_in, read_results
+from coordinator.store_config import StoreUrlError, check_store_url, redact_url
 
 
 def rec(i: int, status: str = Status.OK, **fields: object) -> Record:
@@ -175,3 +176,28 @@ def test_a_second_writer_waits_for_the_first(tmp_path: Path) -> None:
     assert not opened.wait(0.5), "the second store opened while the first held the run"
     first.close()
     assert opened.wait(10)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "http://u:canary-pw@x/", "redis://:canary-pw@[::1", "redis://h:99999", "redis://"],
+)
+def test_a_store_url_that_is_not_redis_is_refused_without_its_password(url):
+    with pytest.raises(StoreUrlError) as raised:
+        check_store_url(url)
+    assert "canary-pw" not in str(raised.value)
+    assert "not a Redis URL" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://user:pw@[::1]:6379", "redis://user:***@[::1]:6379"),
+        ("redis://:pw@[::1", "redis://:***@[::1"),
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+    ],
+)
+def test_redacted_urls_keep_everything_but_the_password(url, shown):
+    assert redact_url(url) == shown
+    assert check_store_url("unix:///run/redis.sock")
