@@ -9,6 +9,7 @@ its message must contain); the hypothesis tests look for the ones nobody thought
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from coordinator.preflight import BudgetError, OutputError, check_actors_fit, ch
 
 CORPUS = Path(__file__).parent / "fixtures" / "bad_jobs"
 PROBLEM_LINE = re.compile(  # "<field path>: <reason>", or the file's own trouble
-    r"^  (\(top level\)|\(file\)|[A-Za-z_]\w*|\[)[^\n]*?: \S|^  not valid (YAML|JSON)"
+    r"^  (\(top level\)|\(file\)|[^\W\d]\w*|\[)[^\n]*?: \S|^  not valid (YAML|JSON)"
 )
 VALID = {
     "name": "fuzz",
@@ -230,8 +231,10 @@ def mutated_jobs(draw):
     return job
 
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+FUZZ = settings(  # LANDMARK_FUZZ_EXAMPLES=5000 for a longer hunt
+    max_examples=int(os.environ.get("LANDMARK_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
