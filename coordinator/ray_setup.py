@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ logger = logging.getLogger("landmark")
 NAMESPACE = "landmark"
 DEFAULT_TOKEN = Path.home() / ".ray" / "auth_token"
 LOOPBACK = "127.0.0.1"
+JOIN_PROBE_TIMEOUT_S = 5.0  # a head that does not accept a TCP connection in 5 s is not there
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_EXCLUDES = [".venv", "runs", ".git", "**/__pycache__", "benchmarks/results"]
@@ -93,8 +95,33 @@ def keep_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def probe_address(address: str, timeout_s: float = JOIN_PROBE_TIMEOUT_S) -> None:
+    """Fail in seconds when nothing listens at ``host:port`` (or ``ray://host:port``):
+    ``ray.init`` would otherwise retry an address that never answers for minutes."""
+    if address == "auto":
+        return  # Ray finds the address itself, and says when it cannot
+    target = address.removeprefix("ray://")
+    host, colon, port = target.rpartition(":")
+    if not colon or not port.isdigit() or not host:
+        raise RayStartError(
+            f"cannot reach the Ray cluster at {address!r}: not an address; give host:port "
+            "(the head's GCS, port 6379 by default), ray://host:10001, or auto"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise RayStartError(
+            f"cannot reach the Ray cluster at {address!r}: {reason}. Is the head running "
+            "there (`ray start --head`, or cluster/local_cluster.sh)?"
+        ) from None
+
+
 def _join(address: str) -> None:
     import ray
+
+    probe_address(address)
 
     if _token_available():  # joining does not turn token auth on by itself
         os.environ.setdefault("RAY_AUTH_MODE", "token")
