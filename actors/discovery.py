@@ -4,6 +4,11 @@ The scrolling itself is in-page (``gallery.js``): one ``step`` call collects the
 scrolls a screen and waits — on a MutationObserver, with a deadline — for the list to
 grow. Each call here is bounded again from the outside, because a page whose script
 never returns would otherwise hold the worker for ever.
+
+The whole of one source's discovery is bounded too: an endless feed never runs out of
+cards, so scrolling stops at ``containers.limit`` or at ``timeouts.discovery`` (counted
+from the call, checked between steps), and the stream ends with a ``CutShort`` chunk
+that says which. What was found until then is extracted as usual.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from actors.dom_cache import DomCache
 from actors.learner import Deadlines, PerformanceLearner
+from actors.protocol import CutShort
 from actors.session import BrowserGone, BrowserSession, OffSiteError, Slot
 from config.job import IdSource, JobSpec, OpenMode
 from config.records import Container, domain_of, text_hash
@@ -50,6 +56,7 @@ class Discovery:
         if spec.open is OpenMode.SELF:
             yield [Container.for_page(source, 0)]
             return
+        deadline = time.monotonic() + self.job.timeouts.discovery.total_seconds()
         slot = await self._acquire(source)
         domain = domain_of(source)
         try:
@@ -64,10 +71,13 @@ class Discovery:
                 if fresh:
                     self.discovered += len(fresh)
                     yield fresh
-                if step["exhausted"] or (spec.limit is not None and len(seen) >= spec.limit):
+                cut = None if step["exhausted"] else self._cut_short(len(seen), deadline)
+                if step["exhausted"] or cut is not None:  # (a CutShort is an empty list)
                     self.cache.remember_layout(
                         DomCache.key(domain, "gallery", None), step["scroller"], spec.selector
                     )
+                    if cut is not None:
+                        yield cut
                     return
         except TimeoutError:
             slot.poisoned, slot.gallery = True, None
@@ -80,6 +90,18 @@ class Discovery:
             raise DiscoveryError(f"discovery of {source} failed: {first_line(error)}") from None
         finally:
             await self.session.release(slot)
+
+    def _cut_short(self, found: int, deadline: float) -> CutShort | None:
+        """Why scrolling stops before the gallery's end, if it does: the job's limit, or
+        the discovery deadline (an endless feed would otherwise scroll for ever)."""
+        limit = self.job.containers.limit
+        if limit is not None and found >= limit:
+            return CutShort("limit", f"containers.limit ({limit}) reached")
+        if time.monotonic() >= deadline:
+            allowed = self.job.timeouts.discovery.total_seconds()
+            reason = f"discovery deadline {allowed:g}s reached after {found} containers"
+            return CutShort("deadline", reason)
+        return None
 
     async def _acquire(self, source: str) -> Slot:
         async with asyncio.timeout(self.job.timeouts.container.total_seconds()):

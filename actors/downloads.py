@@ -89,7 +89,8 @@ async def _stream(url: str, partial: Path, max_bytes: int, idle_s: float) -> tup
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> DownloadError:
-    size = f"{declared:,} bytes" if declared is not None else "more"
+    """Announced too large (``declared``), or found so while counting an unannounced body."""
+    size = f"is {declared:,} bytes," if declared is not None else "grew"
     return DownloadError(
-        f"download of {url} is {size}, over download.max_bytes ({max_bytes:,} bytes); not kept"
+        f"download of {url} {size} over download.max_bytes ({max_bytes:,} bytes); not kept"
     )

@@ -23,6 +23,23 @@ WORKER_OPTIONS: dict[str, Any] = {
 }
 
 
+class CutShort(list):
+    """The last chunk of a discovery that stopped before the gallery's end: no containers;
+    ``kind`` is ``"deadline"`` (``timeouts.discovery``) or ``"limit"``
+    (``containers.limit``) and ``reason`` says it in words.
+
+    It is a list so that whoever only wants containers reads it as an empty chunk; the
+    coordinator checks for it and reports the source as cut short."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"CutShort({self.kind!r}, {self.reason!r})"
+
+
 class WorkerActor(Protocol):
     def __init__(
         self,
@@ -38,7 +55,8 @@ class WorkerActor(Protocol):
         ...
 
     def discover(self, source: str) -> AsyncIterator[list[Container]]:
-        """A streaming generator: chunks of containers as discovery finds them."""
+        """A streaming generator: chunks of containers as discovery finds them; when it
+        stopped short of the gallery's end, a :class:`CutShort` last."""
         ...
 
     async def extract(self, batch: list[Container]) -> list[Record]:

@@ -8,6 +8,12 @@ and self mode. Every wait is a condition with a deadline from the PerformanceLea
 Nothing one container does fails its batch: every error — a slot that never frees, a
 browser that will not relaunch, a page that hangs, a download that stalls — ends as that
 container's record, with the phase and the reason.
+
+A page may also navigate itself while it is read (a script's ``location =``, a reload
+loop). In link and self mode a few such hops are followed — a same-site script redirect
+is a legitimate way to reach an item — and past ``SELF_NAVIGATIONS`` the container fails
+saying so; in click mode the gallery page going away fails the container at once. A hop
+to a host outside the job fails it with that host named, and is not retried.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ ERROR_SELECTOR = "[role=alert]"
 SEEK_MAX_STEPS = 10_000
 SETTLE_QUIET_MS = 100  # a panel with a field missing is read once the DOM is quiet this long
 DOWNLOAD_RESERVE_S = 1.0  # a download stops this long before its container's deadline
+SELF_NAVIGATIONS = 3  # hops a page may make on its own while read before it is given up
 
 # Click mode's hot path: open the card's panel and read it in one round trip.
 OPEN_AND_SETTLE = """async ([opening, spec, timeoutMs, quietMs, errorSelector]) => {
@@ -128,13 +135,24 @@ class ContainerReader:
             return self._failure(container, progress.phase, str(off_site), retryable=False)
         except PlaywrightError as error:
             self._poison(slot)
-            reason = first_line(error)
-            if not self.session.browser_alive():
-                reason = f"browser gone: {reason}"
-            return self._failure(container, progress.phase, reason)
+            return self._page_error(slot, container, progress.phase, error)
         finally:
             self.session.counters.since_recycle += 1
             await self.session.release(slot)
+
+    def _page_error(self, slot: Slot, container: Container, phase: str, error) -> Record:
+        """A failed page call as a reason a user can act on: off-site, navigated away, or
+        Playwright's own first line."""
+        reason = first_line(error)
+        if not self.session.browser_alive():
+            return self._failure(container, phase, f"browser gone: {reason}")
+        try:
+            self.session.check_on_site(slot)
+        except OffSiteError as off_site:
+            return self._failure(container, phase, str(off_site), retryable=False)
+        if navigated_away(error):
+            reason = f"the page navigated itself away, to {slot.page.url}, while it was read"
+        return self._failure(container, phase, reason)
 
     @staticmethod
     def _poison(slot: Slot) -> None:
@@ -165,6 +183,8 @@ class ContainerReader:
             settled = await self._navigate_and_settle(slot, container, settle, progress)
         if isinstance(settled, Record):
             return settled
+        if settled.state != "ready":  # read nothing useful: perhaps the page went off-site
+            self.session.check_on_site(slot)
         progress.mark("wait")
         return await self._record_from(container, settled, slot.page.url, cache_key, plan, progress)
 
@@ -208,15 +228,37 @@ class ContainerReader:
             retryable = status >= 500 or status == 429
             return self._failure(container, Phase.OPEN, f"HTTP {status} for {url}", retryable)
         progress.phase = Phase.WAIT
+        return await self._settle_following(slot, container, settle)
+
+    async def _settle_following(self, slot: Slot, container: Container, settle) -> Settled | Record:
+        """Settle the loaded page; if it navigates itself meanwhile, settle where it went,
+        up to SELF_NAVIGATIONS documents later (the container's deadline bounds it all)."""
         root, plan = settle[0]["root"], settle[0]["fields"]
-        return await settle_and_resolve(
-            slot.page,
-            root,
-            plan,
-            timeout=timedelta(milliseconds=settle[1]),
-            quiet=timedelta(milliseconds=SETTLE_QUIET_MS),
-            error_selector=ERROR_SELECTOR,
+        loaded = slot.navigations
+        while True:
+            seen = slot.navigations
+            try:
+                return await settle_and_resolve(
+                    slot.page,
+                    root,
+                    plan,
+                    timeout=timedelta(milliseconds=settle[1]),
+                    quiet=timedelta(milliseconds=SETTLE_QUIET_MS),
+                    error_selector=ERROR_SELECTOR,
+                )
+            except PlaywrightError as error:
+                if not navigated_away(error):
+                    raise
+            await self.session.next_document(slot, seen)
+            self.session.check_on_site(slot)
+            if slot.navigations - loaded >= SELF_NAVIGATIONS:
+                break
+        reason = (
+            f"the page kept navigating itself while it was read ({SELF_NAVIGATIONS} times; "
+            f"last to {slot.page.url})"
         )
+        self._poison(slot)  # it goes on navigating: the next container gets a fresh page
+        return self._failure(container, Phase.WAIT, reason)
 
     def _plan(self, domain: str, cache_key: str) -> list[dict]:
         """The DomCache's verified path first (spatial locality), then the learner's chain."""
@@ -232,7 +274,7 @@ class ContainerReader:
         if settled.state == "timeout" and not any(
             raw.get("value") is not None for raw in settled.fields.values()
         ):
-            return self._failure(container, Phase.WAIT, "no landmark appeared before the deadline")
+            return self._failure(container, Phase.WAIT, self._nothing_found(page_url, container))
         progress.phase = Phase.EXTRACT
         record = Record(
             id=container.id, source=container.source, position=container.position, status=Status.OK
@@ -243,6 +285,16 @@ class ContainerReader:
             await self._download(record, progress.deadline_at)
             progress.mark("download")
         return record
+
+    @staticmethod
+    def _nothing_found(page_url: str, container: Container) -> str:
+        """Where the page ended, if not where it was opened: a redirect or a script took it
+        elsewhere, and that is what the user needs to see."""
+        reason = "no landmark appeared before the deadline"
+        opened = container.url or container.source
+        if container.open != OpenMode.CLICK and page_url != opened:
+            reason += f" (the page ended at {page_url})"
+        return reason
 
     def _read_fields(self, record, settled, page_url, domain, cache_key, plan) -> None:
         offered = set(self.cache.field_paths(cache_key))
@@ -301,3 +353,9 @@ class ContainerReader:
         except DownloadError as error:
             record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=str(error)))
             record.status = Status.PARTIAL
+
+
+def navigated_away(error: BaseException) -> bool:
+    """Playwright's way of saying the document under a page call was replaced."""
+    text = str(error)
+    return "Execution context was destroyed" in text or "because of a navigation" in text

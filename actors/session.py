@@ -9,6 +9,13 @@ Between containers the session does its maintenance, never under a page in use:
 - **replace a page** that missed a deadline: its renderer may still be spinning in a
   script, and the next container must not inherit it.
 
+Hostile pages are fenced here too: dialogs are answered at once (``beforeunload`` is
+accepted, or the next navigation of the page would be cancelled), popups are closed as
+they open (a page that spawns windows would otherwise grow the context without bound),
+and a navigation of a page's main frame to a host outside the job — a server redirect or
+a script's ``location =`` — is remembered on its slot, so the container fails with that
+reason rather than with the browser's "name not resolved".
+
 Every Playwright call here has a deadline: a browser that dies while launching leaves
 ``new_page()`` waiting for ever, and a hung renderer can hold ``page.close()``.
 """
@@ -38,6 +45,7 @@ from config.settings import Settings
 GALLERY_JS = resources.files("actors").joinpath("gallery.js").read_text(encoding="utf-8")
 RSS_CHECK_EVERY = 50
 CLOSE_DEADLINE_S = 5.0  # closing a page, a context or a browser; past it, relaunch
+CLOSE_REISSUE_S = 1.0  # a page not closed this long after asking is asked again (CDP)
 RELAUNCH_FAILURES = 2  # relaunches in a row that fail before the session gives up
 
 
@@ -61,6 +69,12 @@ class Slot:
     page: Page
     gallery: str | None = None
     poisoned: bool = False  # missed a deadline: replace the page before it is used again
+    left_for: str | None = None  # why the page left the job's hosts since its last goto
+    navigations: int = 0  # documents the page's main frame has committed, ever
+
+    def navigated(self, frame) -> None:
+        if frame.parent_frame is None:
+            self.navigations += 1
 
 
 @dataclass(slots=True)
@@ -71,6 +85,7 @@ class SessionCounters:
     pages_replaced: int = 0
     blocked_requests: int = 0
     dialogs_dismissed: int = 0
+    popups_closed: int = 0
     recycle_reasons: list[str] = field(default_factory=list)
 
 
@@ -88,6 +103,7 @@ class BrowserSession:
         self._found = found
         self._settings = Settings.from_env()
         self._allowed_hosts = {h for h in allowed_hosts if h} | set(job.browser.allow_domains)
+        self._schemes = set(job.sources.allow_schemes)
         self._observe = learner_observe or (lambda *args: None)
         self._deadline_s = job.timeouts.navigation.total_seconds()
         self._playwright: Playwright | None = None
@@ -100,6 +116,8 @@ class BrowserSession:
         self._relaunch_failures = 0
         self._cond = asyncio.Condition()
         self._background: set[asyncio.Future] = set()
+        self._closing: set[Page] = set()  # popups being closed
+        self._open_pages: set[Page] = set()  # every page of the context, popups included
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -125,12 +143,14 @@ class BrowserSession:
         if self._browser is None:
             raise BrowserGone("no browser to open a context in")
         width, height = self.job.browser.viewport
+        self._open_pages = set()  # the old context's, if it died without saying so
         async with asyncio.timeout(self._deadline_s):
             context = await self._browser.new_context(viewport={"width": width, "height": height})
             context.set_default_timeout(self._deadline_s * 1000)
             await context.add_init_script(script=LANDMARKS_JS)
             await context.add_init_script(script=GALLERY_JS)
             context.on("requestfailed", self._count_blocked)
+            context.on("page", self._on_page)
             self._context = context
             self._slots = [await self._new_slot() for _ in range(self.job.budget.pages_per_actor)]
         self._free = list(self._slots)
@@ -138,22 +158,100 @@ class BrowserSession:
     async def _new_slot(self) -> Slot:
         assert self._context is not None
         page = await self._context.new_page()
+        slot = Slot(page)
         page.on("dialog", self._dismiss_dialog)
-        return Slot(page)
+        page.on("framenavigated", lambda frame: slot.navigated(frame))
+        return slot
 
     def _count_blocked(self, request) -> None:
-        """Requests to hosts outside the job fail to resolve (see launch_browser): count them."""
-        if "ERR_NAME_NOT_RESOLVED" in (request.failure or ""):
-            self.counters.blocked_requests += 1
+        """Requests to hosts outside the job fail to resolve (see launch_browser): count them,
+        and remember on its slot a page whose own navigation was sent off the job's hosts."""
+        if "ERR_NAME_NOT_RESOLVED" not in (request.failure or ""):
+            return
+        self.counters.blocked_requests += 1
+        if request.is_navigation_request() and not self.allowed(request.url):
+            slot = self._slot_navigated_by(request)
+            if slot is not None and slot.left_for is None:
+                how = "was redirected" if request.redirected_from else "navigated"
+                slot.left_for = f"the page {how} off the job's hosts, to {request.url}"
+
+    def _slot_navigated_by(self, request) -> Slot | None:
+        """The slot whose main frame made ``request`` (a frame inside a page does not count)."""
+        try:
+            frame = request.frame
+        except PlaywrightError:  # a service worker's request has no frame
+            return None
+        for slot in self._slots:
+            if frame == slot.page.main_frame:
+                return slot
+        return None
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
         return parts.scheme not in {"http", "https"} or parts.hostname in self._allowed_hosts
 
+    def check_scheme(self, url: str) -> None:
+        """A link found on a page is opened only with a scheme the job allows: a card whose
+        href is ``file:///etc/passwd`` or ``javascript:…`` fails its container instead."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in self._schemes:
+            raise OffSiteError(
+                f"{scheme or 'no scheme'}: links are not opened ({url[:80]!r}); allowed: "
+                f"{', '.join(sorted(self._schemes))} (sources.allow_schemes)"
+            )
+
+    def check_on_site(self, slot: Slot) -> None:
+        """Raise OffSiteError if the slot's page went (or was sent) off the job's hosts."""
+        if slot.left_for is not None:
+            raise OffSiteError(f"{slot.left_for} (not a source's host nor in allow_domains)")
+        if not self.allowed(slot.page.url):
+            raise OffSiteError(f"the page left the job's hosts for {slot.page.url}")
+
     def _dismiss_dialog(self, dialog) -> None:
-        """alert/confirm/prompt would block the page until answered: dismiss at once."""
+        """alert/confirm/prompt would block the page until answered: dismiss at once. A
+        ``beforeunload`` is accepted instead: dismissing it means "stay on this page", which
+        cancels the navigation that asked, i.e. the next container's ``goto``."""
         self.counters.dialogs_dismissed += 1
-        self._in_background(dialog.dismiss())
+        answer = dialog.accept() if dialog.type == "beforeunload" else dialog.dismiss()
+        self._in_background(answer)
+
+    def _on_page(self, page: Page) -> None:
+        """Every page opened in the context is counted until it closes; a popup (it has an
+        opener, our own pages have none) is closed at once."""
+        self._open_pages.add(page)
+        page.once("close", self._page_closed)
+        self._in_background(self._close_popup(page))
+
+    def _page_closed(self, page: Page) -> None:
+        self._open_pages.discard(page)
+
+    async def _close_popup(self, page: Page) -> None:
+        # No opener: one of ours, or a popup whose opener closed first; the sweep at the
+        # next release takes the latter.
+        if await page.opener() is not None:
+            await self._close_stray(page)
+
+    def _sweep_strays(self) -> None:
+        """Close every page of the context that is not a slot's. Called holding the lock,
+        where no page of ours can be half-created."""
+        if self._context is None:
+            return
+        own = {slot.page for slot in self._slots}
+        for page in self._context.pages:
+            if page not in own and page not in self._closing:
+                self._in_background(self._close_stray(page))
+
+    async def _close_stray(self, page: Page) -> None:
+        if page in self._closing or page.is_closed():
+            return
+        self._closing.add(page)
+        self.counters.popups_closed += 1
+        try:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                async with asyncio.timeout(CLOSE_DEADLINE_S):
+                    await self._close_page(page)
+        finally:
+            self._closing.discard(page)
 
     def _in_background(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -253,7 +351,7 @@ class BrowserSession:
         self.counters.pages_replaced += 1
         try:
             async with asyncio.timeout(CLOSE_DEADLINE_S):
-                await slot.page.close(run_before_unload=False)
+                await self._close_page(slot.page)
             async with asyncio.timeout(self._deadline_s):
                 fresh = await self._new_slot()
         except (PlaywrightError, TimeoutError) as error:
@@ -265,11 +363,34 @@ class BrowserSession:
             self._slots[index] = fresh
         return fresh
 
+    async def _close_page(self, page: Page) -> None:
+        """``page.close()``, asked again through CDP while the page stays open: Chromium
+        acknowledges a close that races the commit of the page's own navigation and then
+        drops it (crbug.com/536385539), so a page that navigates itself — the very kind a
+        deadline poisons — would otherwise never close. The caller bounds it all."""
+        closing = asyncio.ensure_future(page.close(run_before_unload=False))
+        try:
+            while not (await asyncio.wait({closing}, timeout=CLOSE_REISSUE_S))[0]:
+                await self._close_target(page)
+            closing.result()
+        finally:
+            closing.cancel()  # the caller's deadline passed: stop waiting for it
+
+    async def _close_target(self, page: Page) -> None:
+        if self._context is None or self._browser is None:
+            return
+        with contextlib.suppress(PlaywrightError):
+            page_session = await self._context.new_cdp_session(page)
+            target = (await page_session.send("Target.getTargetInfo"))["targetInfo"]["targetId"]
+            browser_session = await self._browser.new_browser_cdp_session()
+            await browser_session.send("Target.closeTarget", {"targetId": target})
+
     async def release(self, slot: Slot) -> None:
         async with self._cond:
             self._in_flight -= 1
             if slot in self._slots:  # a slot from before a recycle is simply dropped
                 self._free.append(slot)
+            self._sweep_strays()
             self._check_recycle()
             self._cond.notify_all()
 
@@ -299,6 +420,8 @@ class BrowserSession:
     async def goto(self, slot: Slot, url: str):
         """Load ``url`` in ``slot``; the learner hears how long it took."""
         started = time.monotonic()
+        slot.left_for = None
+        self.check_scheme(url)
         try:
             response = await slot.page.goto(
                 url, wait_until="domcontentloaded", timeout=self._deadline_s * 1000
@@ -306,11 +429,22 @@ class BrowserSession:
         except PlaywrightError:
             if not self.browser_alive():
                 raise BrowserGone("the browser disconnected during navigation") from None
+            self.check_on_site(slot)  # a redirect off-site: say so, not "name not resolved"
             raise
-        if not self.allowed(slot.page.url):
-            raise OffSiteError(f"the page left the job's hosts for {slot.page.url}")
+        self.check_on_site(slot)
         self._observe(domain_of(url), "navigate", time.monotonic() - started)
         return response
+
+    async def next_document(self, slot: Slot, seen: int) -> None:
+        """After the page navigated away under a call: wait until a document after the
+        ``seen``-th has committed and parsed (bounded by the navigation deadline)."""
+        timeout = self._deadline_s * 1000
+        if slot.navigations == seen:  # no await since the check: the event cannot slip by
+            await slot.page.wait_for_event(
+                "framenavigated", predicate=lambda frame: frame.parent_frame is None,
+                timeout=timeout,
+            )  # fmt: skip
+        await slot.page.wait_for_load_state("domcontentloaded", timeout=timeout)
 
     def stats(self) -> dict[str, Any]:
         counters = self.counters
@@ -320,5 +454,7 @@ class BrowserSession:
             "pages_replaced": counters.pages_replaced,
             "blocked_requests": counters.blocked_requests,
             "dialogs_dismissed": counters.dialogs_dismissed,
+            "popups_closed": counters.popups_closed,
+            "pages_open": len(self._open_pages),
             "in_flight": self._in_flight,
         }

@@ -31,7 +31,7 @@ from benchmarks.scenarios import SCENARIOS, Bench
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-CHOICES = [*SCENARIOS, "all", "report", "chaos"]
+CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -82,6 +82,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     chaos.add_argument(
         "--targets", type=_names, metavar="TARGET,...", help="what to kill (default: each in turn)"
     )
+    from benchmarks.hostile import add_hostile_arguments
+
+    add_hostile_arguments(parser)
     return parser
 
 
@@ -91,6 +94,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _report(args)
     if args.scenario == "chaos":
         return _chaos(args)
+    if args.scenario == "hostile":
+        return _hostile(args)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     bench = Bench(
         quick=args.quick,
@@ -218,6 +223,35 @@ def _chaos(args: argparse.Namespace) -> int:
     for failure in document["failures"]:
         print(f"landmark bench chaos: FAILED {failure}", file=sys.stderr)
     return EXIT_FAILED if document["failures"] else EXIT_OK
+
+
+def _hostile(args: argparse.Namespace) -> int:
+    """Every hostile page as a real job; the table on stdout, JSON in the results folder.
+    1 if any row is unbounded or left a file behind."""
+    from benchmarks.hostile import pick, run_hostile, table, write_document
+
+    try:
+        names = pick(args.only)
+    except ValueError as error:
+        print(f"landmark bench: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"landmark bench hostile: {len(names)} scenarios, bound {args.bound:g}s", flush=True)
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    rows = run_hostile(names, args.bound, say=lambda line: print(line, flush=True))
+    context = {
+        "duration_s": round(time.monotonic() - began, 1),
+        "command": _command_line(),
+        "machine": machine(),
+        "versions": versions(),
+    }
+    path = write_document(rows, args.results_dir, started, context)
+    print("\n".join(table(rows)))
+    print(f"landmark bench hostile: wrote {path}", file=sys.stderr)
+    failed = [row for row in rows if not row.passed]
+    for row in failed:
+        print(f"landmark bench hostile: FAILED {row.scenario}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

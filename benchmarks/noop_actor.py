@@ -11,8 +11,10 @@ A source's query string scripts misbehaviour (the coordinator's tests use it, an
 a chaos trial): ``hang=NAMES`` (those actors never answer ``extract``), ``slow=NAMES``
 with ``slow_s=X`` (they take X seconds per batch), ``delay_ms=N`` (every batch takes N
 ms), ``fail=REASON`` (every container fails, retryably, with that reason),
-``start_fail=NAMES`` (their ``start()`` raises; ``all`` for every actor). NAMES is a
-comma list of actor names such as ``browser-0``.
+``start_fail=NAMES`` (their ``start()`` raises; ``all`` for every actor), ``endless=MS``
+(discovery never ends: ENDLESS_CHUNK containers every MS ms, past any deadline or limit, as
+an actor that does not keep ``timeouts.discovery`` would). NAMES is a comma list of actor
+names such as ``browser-0``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from config.job import JobSpec
 from config.records import Container, Phase, Record, Status
 
 CHUNK = 1000  # containers per discovery chunk, as a long gallery yields them
+ENDLESS_CHUNK = 10
 DEFAULT_COUNT = 100_000
 
 
@@ -61,19 +64,28 @@ class NoopActor:
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:
         """``containers.limit`` containers (default 100,000), in chunks of CHUNK."""
+        if self._script.endless_s is not None:
+            start = 0
+            while True:
+                yield self._containers(source, start, start + ENDLESS_CHUNK)
+                start += ENDLESS_CHUNK
+                await asyncio.sleep(self._script.endless_s)
+        for start in range(0, self._count, CHUNK):
+            yield self._containers(source, start, min(start + CHUNK, self._count))
+
+    def _containers(self, source: str, start: int, end: int) -> list[Container]:
         parts = urlsplit(source)
         base = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
-        for start in range(0, self._count, CHUNK):
-            yield [
-                Container(
-                    id=f"{position:010x}",
-                    source=source,
-                    position=position,
-                    open=self._open,
-                    url=f"{base}/item/{position:010x}",
-                )
-                for position in range(start, min(start + CHUNK, self._count))
-            ]
+        return [
+            Container(
+                id=f"{position:010x}",
+                source=source,
+                position=position,
+                open=self._open,
+                url=f"{base}/item/{position:010x}",
+            )
+            for position in range(start, end)
+        ]
 
     async def extract(self, batch: list[Container]) -> list[Record]:
         self._in_flight += len(batch)
@@ -150,6 +162,8 @@ class Script:
         self.fail = query.get("fail", [""])[0]
         starts = names("start_fail")
         self.start_fail = name in starts or "all" in starts
+        endless = query.get("endless")
+        self.endless_s = float(endless[0]) / 1000 if endless else None
 
     @classmethod
     def of(cls, source: str, name: str) -> Script:

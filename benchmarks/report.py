@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MiB = 2**20
-ORDER = ["throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos"]
+ORDER = ["throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos", "hostile"]
 
 
 def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -333,6 +333,15 @@ def _chaos(doc: dict[str, Any]) -> list[str]:
     return [f"Seed {doc.get('seed')}.", "", *chaos_table(doc.get("rows", []))]
 
 
+def _hostile(doc: dict[str, Any]) -> list[str]:
+    """The hostile pages (``benchmarks/hostile.py``): the table as the command printed it."""
+    from benchmarks.hostile import Row, table
+
+    names = Row.__dataclass_fields__
+    rows = [Row(**{k: v for k, v in row.items() if k in names}) for row in doc.get("runs", [])]
+    return table(rows)
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "throughput": _throughput,
     "efficiency": _efficiency,
@@ -341,6 +350,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "memory": _memory,
     "spike": _spike,
     "chaos": _chaos,
+    "hostile": _hostile,
 }
 
 

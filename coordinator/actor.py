@@ -136,6 +136,7 @@ class Coordinator:
             "actors": len(self.scheduler.live_actors()),
             "given_up": self.scheduler.breaker.given_up_domains(),
             "failed_sources": len(self.stats.failed_sources),
+            "discovery_cuts": self.stats.discovery_cuts,
             "store": self.output.trouble,
             "monitor": None if self.crew.metrics is not None else "load monitor down",
             "pid": os.getpid(),

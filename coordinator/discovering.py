@@ -4,22 +4,34 @@ chunk awaited with a deadline, retried on another actor when one dies or hangs.
 A source that yields nothing after its attempts still gets a record (``source:URL``,
 failed, with the reason), and the summary lists it: a gallery that could not be scrolled
 is never mistaken for an empty one.
+
+A source whose discovery stopped before the gallery's end — the actor's ``CutShort``
+chunk: ``timeouts.discovery`` or ``containers.limit`` — is done, and the summary lists it
+under ``discovery_cut`` with the reason. The actor keeps that deadline itself; here it is
+kept again, one chunk's wait later, so an actor that does not stop is given up and the
+run still ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
+from actors.protocol import CutShort
 from coordinator.crew import short_error
 
 if TYPE_CHECKING:
     from coordinator.actor import Coordinator
 
 logger = logging.getLogger("landmark.coordinator")
+
+
+class DiscoveryOverran(Exception):
+    """An actor went on sending a source's chunks past the discovery deadline."""
 
 
 class DiscoveryRunner:
@@ -37,6 +49,8 @@ class DiscoveryRunner:
             + 2 * timeouts.wait_max.total_seconds()
             + timeouts.lease_margin.total_seconds()
         )
+        # the actor stops at its deadline between steps, so within one more chunk's wait
+        self.discovery_s = timeouts.discovery.total_seconds()
 
     def start(self, sources: list[str]) -> None:
         for source in sources:
@@ -69,6 +83,9 @@ class DiscoveryRunner:
                     coordinator.scheduler.gallery_opened(actor, source)
                     coordinator.store.source_done(source)
                     return
+                except DiscoveryOverran:
+                    self._overran(actor, source)
+                    return
                 except TimeoutError:
                     reason = f"{actor} sent nothing for {self.chunk_s:g}s"
                     coordinator.actor_lost(actor, f"discovery hung: {reason}")
@@ -98,16 +115,47 @@ class DiscoveryRunner:
         return None
 
     async def _scroll(self, actor: str, source: str) -> None:
+        """Take ``source``'s chunks as they come: each within ``chunk_s``, and the whole
+        within ``discovery_s`` (counted from the first chunk if that came later) plus one
+        more chunk's wait, past which DiscoveryOverran says the actor did not stop."""
         chunks = self.coordinator.crew.handle(actor).discover.remote(source)
+        started = time.monotonic()
+        end: float | None = None  # the whole discovery's deadline, once the first chunk came
         while True:
+            wait = self.chunk_s if end is None else min(self.chunk_s, end - time.monotonic())
             try:
-                ref = await asyncio.wait_for(chunks.__anext__(), self.chunk_s)
+                ref = await asyncio.wait_for(chunks.__anext__(), max(0.0, wait))
             except StopAsyncIteration:
                 return
+            except TimeoutError:
+                if end is not None and time.monotonic() >= end:
+                    raise DiscoveryOverran(source) from None
+                raise
             chunk = await asyncio.wait_for(ref, self.chunk_s)
+            if end is None:
+                end = max(time.monotonic(), started + self.discovery_s) + self.chunk_s
             if self._cancelled:
                 return
-            self.coordinator.add(chunk)
+            if isinstance(chunk, CutShort):
+                self._cut(source, chunk.kind, chunk.reason)
+            else:
+                self.coordinator.add(chunk)
+
+    def _overran(self, actor: str, source: str) -> None:
+        """The source's time is spent: what came is kept, the actor that would not stop is
+        replaced, and the source is done (cut short), not tried again."""
+        allowed = f"{self.discovery_s:g}s"
+        self.coordinator.actor_lost(actor, f"discovery went on past its {allowed}")
+        self._cut(source, "deadline", f"discovery deadline {allowed} reached; {actor} did not stop")
+        self.coordinator.store.source_done(source)
+
+    def _cut(self, source: str, kind: str, reason: str) -> None:
+        """Discovery of ``source`` stopped before its end: its containers are extracted as
+        usual, and the summary and the progress line say it was cut short, and why. A limit
+        the job set is no surprise; a deadline is worth a warning."""
+        level = logging.WARNING if kind == "deadline" else logging.INFO
+        logger.log(level, "landmark: discovery of %s cut short: %s", source, reason)
+        self.coordinator.stats.cut_short(source, kind, reason)
 
     def _failed(self, source: str, reason: str) -> None:
         coordinator = self.coordinator

@@ -74,7 +74,8 @@ def describe(progress: dict[str, Any]) -> str:
     if progress["discovering"]:
         parts.append(f"discovering {progress['discovering']}")
     for key, label in (("resumed", "resumed"), ("cached", "cached"),
-                       ("failed_sources", "sources failed")):  # fmt: skip
+                       ("failed_sources", "sources failed"),
+                       ("discovery_cuts", "sources cut short")):  # fmt: skip
         if progress.get(key):
             parts.append(f"{label} {progress[key]}")
     if progress.get("given_up"):

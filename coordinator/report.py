@@ -12,6 +12,9 @@ def _mib(value: float | None) -> str:
     return f"{value / 2**20:,.0f} MiB" if value else "n/a"
 
 
+SOURCES_SHOWN = 5  # the rest are in summary.json
+
+
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     by_status = summary["by_status"]
     cache = summary["dom_cache"]
@@ -42,6 +45,12 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("pending", f"{summary['pending']:,} (run the same command to resume)"))
     for source, reason in summary.get("failed_sources", {}).items():
         rows.append(("source failed", f"{source}: {reason} (its items were never discovered)"))
+    cuts = [cut for cut in summary.get("discovery_cut", []) if cut.get("kind") != "limit"]
+    for cut in cuts[:SOURCES_SHOWN]:
+        rows.append(("source cut short", f"{cut['source']}: {cut['reason']}"))
+    if len(cuts) > SOURCES_SHOWN:
+        more = len(cuts) - SOURCES_SHOWN
+        rows.append(("source cut short", f"... and {more} more in summary.json"))
     for reason in summary.get("given_up", {}).values():
         rows.append(("gave up on", reason))
     rows.append(("store", summary.get("store", "")))

@@ -16,6 +16,7 @@ from config.records import Record, Status
 
 LATENCY_RESERVOIR = 10_000
 RATE_WINDOW_S = 10.0
+CUTS_KEPT = 1_000  # sources cut short listed by name; beyond, only counted
 
 
 @dataclass(slots=True)
@@ -34,6 +35,8 @@ class RunStats:
     shed_requests: int = 0
     discovery_failures: int = 0
     failed_sources: dict[str, str] = field(default_factory=dict)
+    discovery_cut: list[dict[str, str]] = field(default_factory=list)  # {source, kind, reason}
+    discovery_cuts: int = 0  # all of them, listed or not
     done_times: deque[float] = field(default_factory=deque)
     _rng: random.Random = field(default_factory=lambda: random.Random(1))
 
@@ -55,6 +58,12 @@ class RunStats:
             slot = self._rng.randrange(self.latency_seen)
             if slot < LATENCY_RESERVOIR:
                 self.latencies[slot] = latency
+
+    def cut_short(self, source: str, kind: str, reason: str) -> None:
+        """A source whose discovery stopped before its gallery's end (deadline or limit)."""
+        self.discovery_cuts += 1
+        if len(self.discovery_cut) < CUTS_KEPT:
+            self.discovery_cut.append({"source": source, "kind": kind, "reason": reason})
 
     def resumed_with(self, by_status: dict[str, int]) -> None:
         """Records an earlier run of the job wrote: they count in the totals."""

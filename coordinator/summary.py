@@ -42,6 +42,8 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "expired_leases": scheduler.expired_leases,
         "discovery_failures": stats.discovery_failures,
         "failed_sources": dict(stats.failed_sources),
+        "discovery_cut": list(stats.discovery_cut),
+        "discovery_cuts": stats.discovery_cuts,
         "given_up": {d: scheduler.breaker.why(d) for d in scheduler.breaker.given_up_domains()},
         "breaker": {d: scheduler.breaker.why(d) for d in scheduler.breaker.open_domains()},
         "record_cache": _ratio(stats.cached, stats.records),

@@ -57,12 +57,16 @@ class GallerySite:
         thread.start()
         self._loop, self._thread = loop, thread
         try:
-            future = asyncio.run_coroutine_threadsafe(start_site(self.config, self._port), loop)
+            future = asyncio.run_coroutine_threadsafe(self._start_site(), loop)
             self._runner, self._url = future.result(timeout=30)
         except BaseException:
             self._stop_loop()
             raise
         return self
+
+    async def _start_site(self) -> tuple[web.AppRunner, str]:
+        """On the site's own loop: listen, and say where (the hostile site serves others)."""
+        return await start_site(self.config, self._port)
 
     def stop(self) -> None:
         if self._loop is None:

@@ -73,3 +73,28 @@ def test_report_without_results_is_a_clear_error(tmp_path, capsys):
     assert status == 2
     assert "no results" in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists()
+
+
+def test_hostile_runs_each_scenario_as_a_job_and_prints_the_table(ray_session, tmp_path, capsys):
+    """A few of ``landmark bench hostile``'s scenarios, on the session's Ray: every row
+    bounded, nothing left behind, the table printed and kept for the report."""
+    only = ["download-stall", "endless-feed", "redirect-server"]
+    argv = ["hostile", "--only", ",".join(only), "--bound", "90", "--results-dir", str(tmp_path)]
+
+    status = main(argv)
+
+    out = capsys.readouterr().out
+    [written] = tmp_path.glob("hostile-*.json")
+    rows = {row["scenario"]: row for row in json.loads(written.read_text())["runs"]}
+    assert sorted(rows) == sorted(only)
+    for name, row in rows.items():
+        assert row["bounded"] and row["passed"] and row["files_left"] == 0, (name, row)
+    assert rows["download-stall"]["statuses"] == {"partial": 1}
+    assert "stalled" in rows["download-stall"]["error"]
+    assert rows["redirect-server"]["statuses"] == {"failed": 1}
+    assert "| scenario | wall s | statuses |" in out and "| endless-feed |" in out
+    assert status == 0
+
+    report = tmp_path / "RESULTS.md"
+    assert main(["report", "--results-dir", str(tmp_path), "--report", str(report)]) == 0
+    assert "## hostile" in report.read_text()

@@ -75,6 +75,24 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
     assert summary["actor_deaths"] == 0
 
 
+def test_a_file_listed_source_under_a_host_name_is_allowed_and_normalised(
+    ray_session, gallery_job, read_run, tmp_path
+):
+    """Hosts of URLs given only in ``sources.file`` are allowed to the browsers (they were
+    once blocked: every page failed with ERR_NAME_NOT_RESOLVED), and the file's URLs are
+    normalised (upper-case scheme and host, spaces around them)."""
+    config = SiteConfig(items=30, page_size=10)
+    with GallerySite(config) as site:
+        listed = site.url.replace("http://127.0.0.1", "  HTTP://LOCALHOST")
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"# the gallery, by name\n{listed}  \n")
+        job = gallery_job(site.url, **{"sources.urls": [], "sources.file": str(urls)})
+        assert job.source_urls() == [site.url.replace("127.0.0.1", "localhost")]
+        run_to_end(job)
+        truth = json.loads(json.dumps(site.truth()).replace("127.0.0.1", "localhost"))
+    assert_exact(read_run(job, truth), truth)  # links are made absolute against the name
+
+
 # -- crashes -------------------------------------------------------------------------
 def test_run_survives_a_killed_actor_and_a_killed_browser(
     ray_session, gallery_job, read_run, session_processes, browser_main
