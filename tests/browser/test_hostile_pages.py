@@ -196,25 +196,22 @@ def extract_pages(run, worker, site: HostileSite, *paths: str) -> list[Record]:
     return records
 
 
-def test_a_server_redirect_off_site_fails_the_container_and_says_where(
-    run, worker_for, tmp_path, hostile
+@pytest.mark.parametrize(
+    ("scenario", "path", "said"),
+    [
+        ("redirect-server", "/redirect/server", "redirected off the job's hosts"),
+        ("redirect-script", "/redirect/script", "navigated off the job's hosts"),
+    ],
+)
+def test_a_page_sent_off_site_fails_its_container_and_says_where(
+    run, worker_for, tmp_path, hostile, scenario, path, said
 ):
-    worker = worker_for(scenario_job("redirect-server", hostile, tmp_path))
-    [record, fine] = extract_pages(run, worker, hostile, "/redirect/server", "/dialogs/9")
+    """A server's 302, or a script's ``location =``, to a host outside the job."""
+    worker = worker_for(scenario_job(scenario, hostile, tmp_path))
+    [record, fine] = extract_pages(run, worker, hostile, path, "/dialogs/9")
     assert record.status == Status.FAILED and not record.retryable, record
     reason = record.errors[0].reason
-    assert "redirected off the job's hosts, to http://localhost:" in reason, reason
-    assert fine.status == Status.OK, fine
-
-
-def test_a_script_sending_the_page_off_site_fails_the_container_and_says_where(
-    run, worker_for, tmp_path, hostile
-):
-    worker = worker_for(scenario_job("redirect-script", hostile, tmp_path))
-    [record, fine] = extract_pages(run, worker, hostile, "/redirect/script", "/dialogs/9")
-    assert record.status == Status.FAILED and not record.retryable, record
-    reason = record.errors[0].reason
-    assert "navigated off the job's hosts, to http://localhost:" in reason, reason
+    assert f"{said}, to http://localhost:" in reason, reason
     assert fine.status == Status.OK, fine
 
 
