@@ -12,11 +12,12 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+from actors.dates import parse_date
 from config.job import FieldSpec, FieldType
 
 if TYPE_CHECKING:
@@ -176,6 +177,8 @@ def finish_value(spec: FieldSpec, raw: str, page_url: str) -> tuple[Any, str | N
     if not text:
         return None, "value empty"
     try:
+        if spec.type in (FieldType.DATE, FieldType.DATETIME):
+            return parse_date(text, spec.formats, dated_only=spec.type is FieldType.DATE), None
         return _CONVERTERS[spec.type](text, page_url), None
     except ValueError as error:
         return None, str(error)
@@ -235,132 +238,11 @@ def _as_url(text: str, page_url: str) -> str:
     return url
 
 
-# -- datetimes ----------------------------------------------------------------------------
-
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_WEEKDAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
-_TIME = (
-    r"(?:(?:,|\s+at)?\s*(?:T|\s)?\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})"
-    r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,6})\d*)?)?"
-    r"\s*(?P<ampm>[ap]\.?m\.?)?)?"
-)
-_ZONE = r"\s*(?P<zone>z|utc|gmt|(?:utc|gmt)?\s*[+-]\d{1,2}(?::?\d{2})?)?"
-_DATE_FORMS = [
-    re.compile(rf"{_WEEKDAY}(?P<year>\d{{4}})[-/.](?P<month>\d{{1,2}})[-/.](?P<day>\d{{1,2}})"),
-    re.compile(
-        rf"{_WEEKDAY}(?P<mon>[a-z]+)\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})"
-    ),
-    re.compile(
-        rf"{_WEEKDAY}(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?P<mon>[a-z]+)\.?,?\s+(?P<year>\d{{4}})"
-    ),
-]
-_DATETIME_FORMS = [re.compile(form.pattern + _TIME + _ZONE, re.IGNORECASE) for form in _DATE_FORMS]
-
-
-def _as_datetime(text: str, _url: str) -> str:
-    """ISO-8601: naive stays naive, a given offset is kept, a date alone stays a date."""
-    parsed = _from_iso(text) or _from_forms(text)
-    if parsed is None:
-        raise ValueError(f"not a date/time: {_shown(text)}")
-    return parsed.isoformat()
-
-
-def _from_iso(text: str) -> datetime | date | None:
-    candidate = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
-        try:
-            return date.fromisoformat(candidate)
-        except ValueError:
-            return None
-    if not re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", candidate):
-        return None
-    try:
-        return datetime.fromisoformat(candidate)
-    except ValueError:
-        return None
-
-
-def _from_forms(text: str) -> datetime | date | None:
-    for form in _DATETIME_FORMS:
-        match = form.fullmatch(text.strip())
-        if match is not None:
-            return _build(match)
-    return None
-
-
-def _build(match: re.Match[str]) -> datetime | date | None:
-    parts = match.groupdict()
-    month = int(parts["month"]) if parts.get("month") else _MONTHS.get(parts["mon"].lower())
-    if month is None:
-        return None
-    try:
-        day = date(int(parts["year"]), month, int(parts["day"]))
-        if parts["hour"] is None:
-            return day if parts["zone"] is None else None
-        hour = _hour(int(parts["hour"]), parts["ampm"])
-        fraction = (parts["fraction"] or "").ljust(6, "0")
-        return datetime(
-            day.year,
-            day.month,
-            day.day,
-            hour,
-            int(parts["minute"]),
-            int(parts["second"] or 0),
-            int(fraction or 0),
-            tzinfo=_zone(parts["zone"]),
-        )
-    except ValueError:
-        return None
-
-
-def _hour(hour: int, ampm: str | None) -> int:
-    if ampm is None:
-        return hour
-    if not 1 <= hour <= 12:
-        raise ValueError("hour out of range for am/pm")
-    return hour % 12 + (12 if ampm.lower().startswith("p") else 0)
-
-
-def _zone(zone: str | None) -> timezone | None:
-    if zone is None:
-        return None
-    zone = zone.strip().lower()
-    if zone in {"z", "utc", "gmt"}:
-        return UTC
-    match = re.fullmatch(r"(?:utc|gmt)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", zone)
-    if match is None:
-        raise ValueError("bad offset")
-    sign = -1 if match.group(1) == "-" else 1
-    offset = timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0))
-    return timezone(sign * offset)
-
-
 _CONVERTERS = {
     FieldType.STRING: _as_string,
     FieldType.INTEGER: _as_integer,
     FieldType.NUMBER: _as_number,
     FieldType.URL: _as_url,
-    FieldType.DATETIME: _as_datetime,
 }
 
 __all__ = [

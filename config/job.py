@@ -64,7 +64,8 @@ class Relation(StrEnum):
 
 class FieldType(StrEnum):
     STRING = "string"
-    DATETIME = "datetime"  # normalised to ISO-8601
+    DATE = "date"  # ISO-8601 at the precision given: 2010, 2010-06, 2010-06-14
+    DATETIME = "datetime"  # the same, with a time of day when one is given
     INTEGER = "integer"
     NUMBER = "number"
     URL = "url"  # made absolute against the page URL
@@ -206,7 +207,15 @@ class FieldSpec(Spec):
     )
     type: FieldType = Field(
         default=FieldType.STRING,
-        description="string, datetime (made ISO-8601), integer, number or url (made absolute).",
+        description="string, date or datetime (made ISO-8601 at the precision written: "
+        "2010, 2010-06, 2010-06-14, 2010-06-14T09:30; forms in actors/dates.py), integer, "
+        "number or url (made absolute).",
+    )
+    formats: list[Annotated[str, Field(min_length=2, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="date/datetime: strptime forms tried first, e.g. ['%d/%m/%Y'] for "
+        "day-first dates; the precision kept is what a form names (%Y, %m, %d, %H).",
     )
     required: bool = Field(
         default=True, description="A required field that is missing makes the record 'partial'."
@@ -225,8 +234,18 @@ class FieldSpec(Spec):
             raise ValueError("pattern must have exactly one group, e.g. 'seed (\\d+)'")
         return value
 
+    @field_validator("formats")
+    @classmethod
+    def _date_formats(cls, formats: list[str]) -> list[str]:
+        for form in formats:
+            if "%Y" not in form and "%y" not in form:
+                raise ValueError(f"a date format needs a year (%Y or %y): {form!r}")
+        return formats
+
     @model_validator(mode="after")
     def _has_a_way_to_find_it(self) -> FieldSpec:
+        if self.formats and self.type not in (FieldType.DATE, FieldType.DATETIME):
+            raise ValueError(f"field {self.name!r}: formats are for type date or datetime")
         if not self.labels and not self.label_regex and not self.css:
             raise ValueError(f"field {self.name!r} needs labels, a label_regex or a css fallback")
         if self.relation is Relation.ATTR and not self.attr:

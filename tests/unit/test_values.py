@@ -165,6 +165,54 @@ def test_unparseable_datetimes_name_the_text(raw):
     assert error == f"not a date/time: {raw!r}"
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2008", "2008"),
+        ("2010-06", "2010-06"),
+        ("June 2010", "2010-06"),
+        ("Jun. 2010", "2010-06"),
+        ("06/2010", "2010-06"),
+        ("14/06/2010", "2010-06-14"),  # day first: 14 cannot be a month
+        ("06/14/2010", "2010-06-14"),  # month first: 14 cannot be a month
+        ("14.06.2010 09:30", "2010-06-14T09:30:00"),
+        ("05/05/2010", "2010-05-05"),
+    ],
+)
+def test_partial_and_numeric_dates_keep_the_precision_written(raw, expected):
+    """Publication dates are often a year or a month: ISO 8601 writes them as such, not as
+    an invented first of January (they used to be 'not a date/time')."""
+    assert finish_value(spec("datetime"), raw, PAGE) == (expected, None)
+    assert finish_value(spec("date"), raw, PAGE) == (expected[:10], None)
+
+
+@pytest.mark.parametrize("raw", ["2010-13", "Smarch 2010", "13/2010", "June"])
+def test_partial_dates_that_are_not_dates_are_errors(raw):
+    assert finish_value(spec("datetime"), raw, PAGE) == (None, f"not a date/time: {raw!r}")
+
+
+def test_an_ambiguous_numeric_date_asks_for_formats_and_formats_decide():
+    value, error = finish_value(spec("date"), "03/04/2010", PAGE)
+    assert value is None and "ambiguous date '03/04/2010'" in error and "formats" in error
+    day_first = FieldSpec(name="v", labels=["V"], type="date", formats=["%d/%m/%Y"])
+    assert finish_value(day_first, "03/04/2010", PAGE) == ("2010-04-03", None)
+    month_only = FieldSpec(name="v", labels=["V"], type="date", formats=["%m-%Y"])
+    assert finish_value(month_only, "04-2010", PAGE) == ("2010-04", None)
+    timed = FieldSpec(name="v", labels=["V"], type="datetime", formats=["%d/%m/%Y %H.%M"])
+    assert finish_value(timed, "03/04/2010 09.30", PAGE) == ("2010-04-03T09:30:00", None)
+
+
+def test_a_date_field_drops_the_time_of_day():
+    assert finish_value(spec("date"), "Mar 5, 2025, 2:03 PM", PAGE) == ("2025-03-05", None)
+
+
+def test_formats_are_checked_when_the_job_is_read():
+    with pytest.raises(ValueError, match="needs a year"):
+        FieldSpec(name="v", labels=["V"], type="date", formats=["%d/%m"])
+    with pytest.raises(ValueError, match="formats are for type date or datetime"):
+        FieldSpec(name="v", labels=["V"], type="string", formats=["%Y"])
+
+
 def test_datetime_through_a_pattern():
     field = spec("datetime", pattern=r"Created (.+) by")
     assert finish_value(field, "Created 2025-03-05 14:03:22 by alice", PAGE) == (
