@@ -11,6 +11,25 @@
 
   const scrollsY = (el) => /(auto|scroll|overlay)/.test(getComputedStyle(el).overflowY);
 
+  // A panel is open when an element matching its selector is shown (see close()).
+  const openPanel = (selector) => {
+    for (const el of document.querySelectorAll(selector)) {
+      if (el.tagName === "DIALOG" && !el.open) continue;
+      if (el.hidden) continue;
+      if (el.checkVisibility ? el.checkVisibility() : el.getClientRects().length > 0) return el;
+    }
+    return null;
+  };
+
+  // A <dialog>'s own close control (so the page's handlers run), else dialog.close().
+  const closeDialog = (dialog) => {
+    const own = dialog.querySelector(
+      'form[method="dialog"] button, button[aria-label*="close" i], [data-close], .close'
+    );
+    if (own) own.click();
+    if (dialog.open) dialog.close();
+  };
+
   const cssPath = (el) => {
     if (el === document.scrollingElement || el === document.documentElement) return null;
     if (el.id) return `#${CSS.escape(el.id)}`;
@@ -175,20 +194,26 @@
       return null;
     },
 
-    // Close whatever panel is open (close control, else Escape) and wait until it is gone.
+    // Close whatever panel is open and wait until it is gone. A panel counts as closed when
+    // no element matching the selector is shown: a native <dialog> stays in the DOM when
+    // closed (no `open`), like a `hidden` or `display: none` panel. Closing: the job's close
+    // control; else a <dialog>'s own close button, then dialog.close() (a modal dialog
+    // ignores a synthetic Escape); else Escape.
     async close(args) {
-      const panel = args.panelSelector && document.querySelector(args.panelSelector);
+      const shownPanel = () => openPanel(args.panelSelector);
+      const panel = args.panelSelector && shownPanel();
       if (!panel) return true;
       const control = args.closeSelector && document.querySelector(args.closeSelector);
       if (control) control.click();
+      else if (panel.tagName === "DIALOG") closeDialog(panel);
       else {
         const init = { key: "Escape", code: "Escape", keyCode: 27, bubbles: true };
         (document.activeElement || document.body).dispatchEvent(new KeyboardEvent("keydown", init));
       }
-      if (!document.querySelector(args.panelSelector)) return true;
+      if (!shownPanel()) return true;
       return new Promise((resolve) => {
         const observer = new MutationObserver(() => {
-          if (!document.querySelector(args.panelSelector)) finish(true);
+          if (!shownPanel()) finish(true);
         });
         const timer = setTimeout(() => finish(false), args.timeoutMs);
         const finish = (value) => {

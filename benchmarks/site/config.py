@@ -56,6 +56,12 @@ class SiteConfig(BaseModel):
         default=False, description="Keep only about three screens of cards in the DOM."
     )
     decoys: bool = Field(default=True, description="Add a hidden decoy 'Model' row to each panel.")
+    panel: Literal["div", "dialog"] = Field(
+        default="div",
+        description="The detail panel: a role=dialog div removed on close, or one native "
+        "<dialog> opened with showModal() and closed in place (it stays in the DOM, and a "
+        "synthetic Escape does not close it).",
+    )
 
 
 class SiteConfigError(ValueError):
@@ -88,6 +94,12 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
             default=fields[name].default,
             help=f"{fields[name].description} (default: %(default)s)",
         )
+    group.add_argument(
+        "--panel",
+        choices=["div", "dialog"],
+        default=fields["panel"].default,
+        help=f"{fields['panel'].description} (default: %(default)s)",
+    )
     group.add_argument(
         "--jitter",
         choices=["none", "uniform", "exponential"],

@@ -126,9 +126,23 @@
   let panel = null;
   let openToken = 0;
 
+  // cfg.panel "dialog": one native <dialog>, shown modal and closed in place (it stays in
+  // the DOM, and only the browser's own Escape, not a synthetic one, closes it).
+  const dialog = cfg.panel === 'dialog' ? el('dialog', { class: `${h}-panel` }) : null;
+  if (dialog) {
+    document.body.append(dialog);
+    dialog.addEventListener('close', () => {
+      if (dialog.open) return; // reopened before this (queued) event ran
+      openToken++;
+      panel = null;
+    });
+  }
+
   function closePanel() {
     openToken++;
-    if (panel) panel.remove();
+    if (dialog) {
+      if (dialog.open) dialog.close();
+    } else if (panel) panel.remove();
     panel = null;
   }
 
@@ -169,11 +183,20 @@
     const close = el('button', { type: 'button', class: `${h}-close`, 'aria-label': 'Close' }, '\u00d7');
     close.addEventListener('click', closePanel);
     const body = el('div', { class: `${h}-body` }, el('p', { class: `${h}-loading` }, 'Loading\u2026'));
-    panel = el('div', {
-      role: 'dialog', 'aria-modal': 'true', 'aria-busy': 'true', 'aria-labelledby': `${h}-heading`,
-      'data-item': id, class: `${h}-panel`,
-    }, close, el('h2', { id: `${h}-heading`, class: `${h}-heading` }, titles.get(id) || id), body);
-    side.append(panel);
+    const heading = el('h2', { id: `${h}-heading`, class: `${h}-heading` }, titles.get(id) || id);
+    if (dialog) {
+      dialog.replaceChildren(close, heading, body);
+      Object.entries({ 'aria-busy': 'true', 'aria-labelledby': `${h}-heading`, 'data-item': id })
+        .forEach(([name, value]) => dialog.setAttribute(name, value));
+      panel = dialog;
+      dialog.showModal();
+    } else {
+      panel = el('div', {
+        role: 'dialog', 'aria-modal': 'true', 'aria-busy': 'true', 'aria-labelledby': `${h}-heading`,
+        'data-item': id, class: `${h}-panel`,
+      }, close, heading, body);
+      side.append(panel);
+    }
     const opened = panel;
     fetchDetail(id).then((nodes) => {
       // A response for a panel the user has since replaced or closed must not land anywhere.
@@ -193,7 +216,7 @@
     openPanel(card.dataset.id);
   });
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') closePanel();
+    if (event.key === 'Escape' && !dialog) closePanel();
   });
   scroller.addEventListener('scroll', tick, { passive: true });
   window.addEventListener('resize', tick);

@@ -33,6 +33,7 @@ def gallery_html(config: SiteConfig) -> str:
         "thumb_size": THUMB_SIZE,
         "media_size": MEDIA_SIZE,
         "check_interval_ms": CHECK_INTERVAL_MS,
+        "panel": config.panel,
     }
     script = (HERE / "gallery.js").read_text(encoding="utf-8")
     return f"""<!doctype html>
