@@ -54,7 +54,7 @@ class Discovery:
         """Scroll ``source``'s gallery and yield new containers in chunks as they appear."""
         spec = self.job.containers
         if spec.open is OpenMode.SELF:
-            yield [Container.for_page(source, 0)]
+            yield [Container.for_page(source, 0, spec.id_from_value(source))]
             return
         deadline = time.monotonic() + self.job.timeouts.discovery.total_seconds()
         slot = await self._acquire(source)
@@ -158,11 +158,12 @@ class Discovery:
             if limit is not None and len(seen) >= limit:
                 break
             if spec.id_from is IdSource.ATTR:
-                identity = card["attr"]
+                identity = spec.id_from_value(card["attr"]) or card["attr"]
             elif spec.id_from is IdSource.LINK:
-                identity = card["href"]
+                identity = spec.id_from_value(card["href"]) or card["href"]
             else:
-                identity = text_hash(card["text"] or "")
+                text = card["text"] or ""
+                identity = spec.id_from_value(text) or text_hash(text)
             if not identity or identity in seen:
                 continue
             seen.add(identity)

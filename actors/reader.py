@@ -166,13 +166,11 @@ class ContainerReader:
     async def _open_and_read(self, slot: Slot, container: Container, progress: Progress):
         domain = domain_of(container.target)
         spec = self.job.containers
-        cache_key = DomCache.key(domain, container.open, spec.panel_selector)
+        root = spec.label_root(OpenMode(container.open))
+        cache_key = DomCache.key(domain, container.open, root)
         plan = self._plan(domain, cache_key)
         settle = [
-            {
-                "root": spec.panel_selector if container.open == OpenMode.CLICK else None,
-                "fields": plan,
-            },
+            {"root": root, "fields": plan},
             self.deadlines(domain, "settle").total_seconds() * 1000,
             SETTLE_QUIET_MS,
             ERROR_SELECTOR,

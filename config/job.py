@@ -175,6 +175,42 @@ class ContainerSpec(Spec):
     limit: int | None = Field(
         default=None, ge=1, le=10**8, description="Stop after this many per source."
     )
+    id_pattern: Text | None = Field(
+        default=None,
+        description="A regular expression with one group, searched in what the id comes from "
+        "(the attribute, the link, the card's text, or the page URL in self mode); the group "
+        "is the id. E.g. '/item/(\\w+)' keeps ids stable when the host or port changes. A "
+        "value it does not match keeps the id it would have had without it.",
+    )
+    scope: Text | None = Field(
+        default=None,
+        description="A CSS selector that bounds the label search, in every open mode (e.g. "
+        "'main' to skip a sidebar of filter links); in click mode it is looked for inside "
+        "the panel. Default: the panel (click), else the whole page.",
+    )
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _one_id_group(cls, value: str | None) -> str | None:
+        _check_regex(value)
+        if value is not None and re.compile(value).groups != 1:
+            raise ValueError("id_pattern must have exactly one group, e.g. '/item/(\\w+)'")
+        return value
+
+    def id_from_value(self, value: str | None) -> str | None:
+        """The id_pattern's group in ``value``, or None when there is no pattern or no match."""
+        if self.id_pattern is None or not value:
+            return None
+        match = re.search(self.id_pattern, value)
+        return match.group(1) if match and match.group(1) else None
+
+    def label_root(self, mode: OpenMode) -> str | None:
+        """Where fields are searched: the scope (inside the panel in click mode), else the
+        panel in click mode, else the whole page (None)."""
+        panel = self.panel_selector if mode is OpenMode.CLICK else None
+        if panel and self.scope:
+            return f"{panel} {self.scope}"
+        return self.scope or panel
 
     @model_validator(mode="after")
     def _id_attr_given(self) -> ContainerSpec:

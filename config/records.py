@@ -71,9 +71,10 @@ class Container:
         return self.url or self.source
 
     @classmethod
-    def for_page(cls, url: str, position: int) -> Container:
-        """An item page that is itself one container (``open: self``): its id is the URL's."""
-        return cls(id=text_hash(url), source=url, position=position, open="self", url=url)
+    def for_page(cls, url: str, position: int, id: str | None = None) -> Container:
+        """An item page that is itself one container (``open: self``): its id is the URL's
+        (hashed), unless the job's id_pattern took one from it."""
+        return cls(id=id or text_hash(url), source=url, position=position, open="self", url=url)
 
 
 def hosts_of(urls: Iterable[str]) -> set[str]:

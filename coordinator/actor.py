@@ -184,7 +184,8 @@ class Coordinator:
 
     def _begin_work(self) -> None:
         if self.job.containers.open is OpenMode.SELF:
-            self.add([Container.for_page(s, i) for i, s in enumerate(self.sources)])
+            id_of = self.job.containers.id_from_value
+            self.add([Container.for_page(s, i, id_of(s)) for i, s in enumerate(self.sources)])
         else:
             self.discovery.start(self.sources)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from test_worker import assert_matches_truth, extract_in_batches, gallery_job
-from worker_helpers import PageServer, discover_all, guarded
+from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
 
 from benchmarks.site import GallerySite, SiteConfig
 from config.job import JobSpec
@@ -93,3 +93,48 @@ def test_a_panel_closed_in_place_counts_as_closed(run, worker_for, tmp_path, kin
     assert [(r.status, r.fields["title"]) for r in records] == [
         (Status.OK, f"Item c{i}") for i in range(6)
     ], [r.errors for r in records]
+
+
+# -- ids and scope -------------------------------------------------------------------------
+LINKED_CARDS = "".join(f'<a href="/item/it{i}">card {i}</a> ' for i in range(3))
+
+
+def test_id_pattern_takes_a_stable_id_from_the_link(run, worker_for, tmp_path):
+    """Without it, ``id_from: link`` gives the absolute URL: host and port in every id."""
+    pages = {"/": f"<!doctype html><body>{LINKED_CARDS}</body>"}
+    pages |= {f"/item/it{i}": item_page(f"Item {i}") for i in range(3)}
+    with PageServer(pages) as server:
+        job = self_job(
+            server.url,
+            tmp_path,
+            **{
+                "containers.open": "link",
+                "containers.selector": "a[href^='/item/']",
+                "containers.id_from": "link",
+                "containers.id_pattern": r"/item/(\w+)$",
+            },
+        )
+        worker = worker_for(job)
+        containers = [c for chunk in run(discover_all(worker, server.url)) for c in chunk]
+        records = guarded(run, worker.extract(containers))
+    assert [(r.id, r.fields["title"]) for r in records] == [
+        (f"it{i}", f"Item {i}") for i in range(3)
+    ]
+
+
+def test_scope_keeps_the_label_search_out_of_a_sidebar(run, worker_for, tmp_path):
+    decoy = "<nav><ul><li><a href='#'>Title</a></li><li><a href='#'>Top rated</a></li></ul></nav>"
+    page = (
+        item_page("Real title")
+        .replace("<body>", f"<body>{decoy}<main>")
+        .replace("</body>", "</main></body>")
+    )
+    with PageServer({"/p/42": page}) as server:
+        url = server.url + "p/42"
+        job = self_job(
+            url, tmp_path, **{"containers.scope": "main", "containers.id_pattern": r"/p/(\d+)"}
+        )
+        worker = worker_for(job)
+        [chunk] = run(discover_all(worker, url))
+        [record] = guarded(run, worker.extract(chunk))
+    assert (record.id, record.status, record.fields["title"]) == ("42", Status.OK, "Real title")

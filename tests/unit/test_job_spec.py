@@ -151,3 +151,16 @@ def test_validate_command_exit_codes_and_no_traceback(tmp_path):
     wrong_type = run_cli("validate", str(write(tmp_path, minimal(name=["x"]), ".json")))
     assert wrong_type.returncode == 2 and "name: " in wrong_type.stderr
     assert "string" in wrong_type.stderr and "Traceback" not in wrong_type.stderr
+
+
+def test_id_pattern_needs_one_group_and_scope_joins_the_panel():
+    from config.job import ContainerSpec
+
+    with pytest.raises(ValueError, match="id_pattern must have exactly one group"):
+        ContainerSpec(id_pattern=r"/item/\w+")
+    spec = ContainerSpec(panel_selector="dialog", scope=".details", id_pattern=r"/item/(\w+)")
+    assert spec.label_root(OpenMode.CLICK) == "dialog .details"
+    assert spec.label_root(OpenMode.LINK) == ".details"
+    assert ContainerSpec(panel_selector="dialog").label_root(OpenMode.SELF) is None
+    assert spec.id_from_value("http://h:1/item/abc") == "abc"
+    assert spec.id_from_value("http://h:1/other") is None
