@@ -183,15 +183,25 @@ def test_a_killed_coordinator_is_replaced_and_the_output_is_exactly_once(
     spec = job(tmp_path, "delay_ms=20", items=400, budget={"actors": 1})
     with background_run(spec, actor_class=NoopActor, store_url=store_url) as outcome:
         coordinator = wait_for_coordinator(spec, outcome)
-        wait_until(lambda: progress(coordinator)["done"] >= 100, outcome, "100 records")
+        # durable, not merely done: records in results.jsonl are in the store (the local
+        # file itself, or mirrored from Redis), whatever the machine's load
+        results = spec.output.dir / spec.output.results
+        wait_until(lambda: lines_in(results) >= 50, outcome, "50 records written")
         os.kill(progress(coordinator)["pid"], signal.SIGKILL)
     summary = outcome["summary"]
-    assert summary["completed"] and summary["resumed"] > 0
+    assert summary["completed"] and summary["resumed"] >= 50
     assert_once_each(spec, 400)
     assert json.loads((spec.output.dir / "summary.json").read_text())["records"] == 400
 
 
 # -- helpers ---------------------------------------------------------------------------
+def lines_in(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def wait_for_coordinator(spec: JobSpec, outcome: dict[str, Any]):
     found: list[Any] = []
 
