@@ -45,6 +45,14 @@ def _check_regex(value: str | None) -> str | None:
     return value
 
 
+def _check_one_group(value: str | None, name: str, example: str) -> str | None:
+    """A valid regular expression whose one group is the value taken from a match."""
+    _check_regex(value)
+    if value is not None and re.compile(value).groups != 1:
+        raise ValueError(f"{name} must have exactly one group, e.g. {example}")
+    return value
+
+
 class OpenMode(StrEnum):
     """How one container is opened to read its fields."""
 
@@ -192,10 +200,7 @@ class ContainerSpec(Spec):
     @field_validator("id_pattern")
     @classmethod
     def _one_id_group(cls, value: str | None) -> str | None:
-        _check_regex(value)
-        if value is not None and re.compile(value).groups != 1:
-            raise ValueError("id_pattern must have exactly one group, e.g. '/item/(\\w+)'")
-        return value
+        return _check_one_group(value, "id_pattern", "'/item/(\\w+)'")
 
     def id_from_value(self, value: str | None) -> str | None:
         """The id_pattern's group in ``value``, or None when there is no pattern or no match."""
@@ -265,10 +270,7 @@ class FieldSpec(Spec):
     @field_validator("pattern")
     @classmethod
     def _one_group(cls, value: str | None) -> str | None:
-        _check_regex(value)
-        if value is not None and re.compile(value).groups != 1:
-            raise ValueError("pattern must have exactly one group, e.g. 'seed (\\d+)'")
-        return value
+        return _check_one_group(value, "pattern", "'seed (\\d+)'")
 
     @field_validator("formats")
     @classmethod
