@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from actors.dates import parse_date
-from config.job import FieldSpec, FieldType
+from config.job import DEFAULT_SEPARATOR, FieldSpec, FieldType, TextOf
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -31,6 +31,8 @@ DEFAULT_ORDER = list(STRATEGIES)
 # The same class as WS in landmarks.js (JavaScript's \s plus the zero-width space), so
 # both sides normalise a label to the very same string.
 _WS = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+")
+# Direction marks are invisible: "ASIN\u200f:\u200e" is the label "ASIN:". Dropped, not spaced.
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # The hot path: settle if the namespace is there, else say so (no exception, no 2nd call).
 _SETTLE_CALL = """([spec, timeoutMs, quietMs, errorSelector]) => window.__landmark
@@ -45,7 +47,7 @@ _EVALUATE_GRACE = timedelta(seconds=5)
 
 
 def collapse(text: str) -> str:
-    return _WS.sub(" ", text).strip(" ")
+    return _WS.sub(" ", _BIDI.sub("", text)).strip(" ")
 
 
 def normalise_label(text: str) -> str:
@@ -88,6 +90,8 @@ def _field_entry(
         "order": [name for name in dict.fromkeys(order) if usable[name]],
         "cachedPath": list(path) if path is not None else None,
         "required": spec.required,
+        "many": spec.many,
+        "own": spec.text is TextOf.OWN,
     }
 
 
@@ -165,8 +169,75 @@ def _ms(duration: timedelta) -> float:
 # -- typed values ---------------------------------------------------------------------------
 
 
-def finish_value(spec: FieldSpec, raw: str, page_url: str) -> tuple[Any, str | None]:
-    """Apply the field's pattern and type to the raw text: (value, None) or (None, reason)."""
+# What a page says when a field is simply not there, so that its ``default`` applies; a
+# job that is wrong (a bad selector, a bad regex) keeps its error instead.
+ABSENT = frozenset(
+    {"label not found", "css matched nothing", "value empty", "not found", "cache stale",
+     "root not found", "no strategy to try"}
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Finished:
+    """A field's final word: its value or its error, and a note when the page disagreed
+    with itself (other candidates of equal standing gave other values)."""
+
+    value: Any = None
+    error: str | None = None
+    note: str | None = None
+
+
+def finish_field(spec: FieldSpec, raw: dict[str, Any], page_url: str) -> Finished:
+    """The page's raw answer for one field (``{value, error, others, label}``), finished."""
+    if raw.get("value") is None:
+        error = raw.get("error") or "not found"
+        if spec.default is not None and error in ABSENT:
+            return Finished(*finish_default(spec, page_url))
+        return Finished(error=error)
+    value, error = finish_value(spec, raw["value"], page_url)
+    if error is not None:
+        return Finished(error=error)
+    rivals = [finish_value(spec, other, page_url)[0] for other in raw.get("others") or []]
+    rivals = [rival for rival in rivals if rival is not None and rival != value]
+    if not rivals:
+        return Finished(value)
+    note = (
+        f"ambiguous: {raw.get('label') or spec.name!r} also gives "
+        f"{', '.join(_shown(str(r)) for r in rivals)} (kept {_shown(str(value))}); "
+        "narrow it with containers.scope or a css"
+    )
+    return Finished(value, note=note)
+
+
+def finish_value(spec: FieldSpec, raw: str | list[str], page_url: str) -> tuple[Any, str | None]:
+    """Apply the field's pattern and type to the raw text: (value, None) or (None, reason).
+
+    A ``many`` field's raw value is a list (one item per element the page found) or a text
+    to split on the separator; each item is finished on its own, and the first bad item
+    fails the field, named by its position, rather than being dropped from the list.
+    """
+    if not spec.many:
+        return _finish_one(spec, raw if isinstance(raw, str) else " ".join(raw), page_url)
+    items = raw if isinstance(raw, list) else re.split(spec.separator or DEFAULT_SEPARATOR, raw)
+    values = []
+    for position, item in enumerate(i for i in items if i and collapse(i)):
+        value, error = _finish_one(spec, item, page_url)
+        if error is not None:
+            return None, f"item {position + 1}: {error}"
+        values.append(value)
+    return (values, None) if values else (None, "value empty")
+
+
+def finish_default(spec: FieldSpec, page_url: str) -> tuple[Any, str | None]:
+    """The field's ``default`` for a page that has no value: typed, never mapped."""
+    assert spec.default is not None
+    value, error = _typed(spec, spec.default, page_url)
+    if error is not None:
+        return None, f"default: {error}"
+    return ([value] if spec.many else value), None
+
+
+def _finish_one(spec: FieldSpec, raw: str, page_url: str) -> tuple[Any, str | None]:
     text = raw
     if spec.pattern is not None:
         match = re.search(spec.pattern, raw)
@@ -176,6 +247,15 @@ def finish_value(spec: FieldSpec, raw: str, page_url: str) -> tuple[Any, str | N
     text = collapse(text)
     if not text:
         return None, "value empty"
+    if spec.map:
+        mapped = next((v for p, v in spec.map.items() if re.search(p, text, re.I)), None)
+        if mapped is None:
+            return None, f"no map entry matches {_shown(text)}"
+        text = mapped
+    return _typed(spec, text, page_url)
+
+
+def _typed(spec: FieldSpec, text: str, page_url: str) -> tuple[Any, str | None]:
     try:
         if spec.type in (FieldType.DATE, FieldType.DATETIME):
             return parse_date(text, spec.formats, dated_only=spec.type is FieldType.DATE), None
@@ -246,11 +326,15 @@ _CONVERTERS = {
 }
 
 __all__ = [
+    "ABSENT",
     "LANDMARKS_JS",
+    "Finished",
     "Settled",
     "collapse",
     "ensure_installed",
     "field_plan",
+    "finish_default",
+    "finish_field",
     "finish_value",
     "normalise_label",
     "resolve_now",

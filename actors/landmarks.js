@@ -6,7 +6,7 @@
 // Python twin of normalise(); keep the two in step.
 (() => {
   'use strict';
-  const VERSION = 1;
+  const VERSION = 2;
   if (window.__landmark && window.__landmark.version === VERSION) return;
 
   // JavaScript's \s plus the zero-width space; the Python twin uses the same class.
@@ -21,8 +21,18 @@
   // "date modified: 2025" is not the label "date" followed by a value.
   const LONGER_LABEL = /^[\p{L} ]{1,40}[:：]/u;
   const VALUE_TAGS = 'img,a[href],input,textarea,select,video,audio';
+  // A label in these ranks below one in the main content: site navigation, asides, menus
+  // (a <footer> only when it is the page's, not an article's).
+  const ASIDE = 'nav,aside,menu,[role=navigation],[role=complementary],[role=contentinfo],[role=menu],[role=menubar],[role=tablist],[role=search]';
+  const LINK_LIST = 3; // links side by side, at least: a filter list, breadcrumbs, a menu
+  // Between the items of a list, only separators: "Ada, Grace and Alan".
+  const LIST_GLUE = /^(?:[\s,;|/·•&+]|\band\b|\bor\b)*$/i;
+  const TIES_LOOKED = 8; // candidates of equal standing compared for disagreement
+  const OTHERS_KEPT = 3; // other values of equal standing reported with the one taken
 
-  const collapse = (s) => s.replace(WS, ' ').trim();
+  // Direction marks are invisible: "ASIN\u200f:\u200e" is the label "ASIN:". Dropped, not spaced.
+  const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  const collapse = (s) => s.replace(BIDI, '').replace(WS, ' ').trim();
   const normalise = (s) => collapse(s).toLowerCase().replace(/[:：]+$/, '').trim();
   const ok = (value, path = null) => ({ value, error: null, path });
   const fail = (error) => ({ value: null, error, path: null });
@@ -75,16 +85,16 @@
       this.fields = fields;
       this.memo = new Map();
       this.texts = new Map();
-      this.exact = new Map(); // normalised label -> [field index]
-      this.labels = []; // {label, fi, after}
+      this.exact = new Map(); // normalised label -> [{fi, prio}]
+      this.labels = []; // {label, fi, after, prio}: prio is the label's place in the field's list
       this.regexes = fields.map((f) => (f.labelRegex ? compileRegex(f.labelRegex) : null));
       fields.forEach((f, fi) => {
-        for (const label of f.labels || []) {
-          if (!label) continue;
+        (f.labels || []).forEach((label, prio) => {
+          if (!label) return;
           if (!this.exact.has(label)) this.exact.set(label, []);
-          this.exact.get(label).push(fi);
-          this.labels.push({ label, fi, after: f.relation === 'after' });
-        }
+          this.exact.get(label).push({ fi, prio });
+          this.labels.push({ label, fi, after: f.relation === 'after', prio });
+        });
       });
       // Prefix labels and regexes match texts of any length; exact labels only short ones.
       this.openEnded = fields.some((f) => f.relation === 'after' || f.labelRegex);
@@ -123,7 +133,16 @@
         // The innermost match wins: a wrapper around a label is not another label.
         const all = candidates[fi];
         const list = all.filter((c) => !all.some((o) => o.el !== c.el && c.el.contains(o.el)));
-        list.sort((a, b) => a.rank - b.rank || (a.el.compareDocumentPosition(b.el) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+        for (const c of list) c.demoted = this.demoted(c.el);
+        // The main content first, then the user's label order, exact before prefix, then
+        // the order of the page.
+        list.sort(
+          (a, b) =>
+            a.demoted - b.demoted ||
+            a.prio - b.prio ||
+            a.rank - b.rank ||
+            (a.el.compareDocumentPosition(b.el) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1),
+        );
         candidates[fi] = list;
       }
       this.candidates = candidates;
@@ -136,18 +155,43 @@
       return this.matches(collapse(raw)).length > 0;
     }
 
-    // Which fields a text labels: [{fi, rank, rest, kind}]; rank 0 exact, 1 prefix, 2 weak prefix.
+    // A label in navigation, an aside or a menu, or a link whose neighbour is another link
+    // (a filter list, breadcrumbs): 1, else 0. Such a match is used only when nothing in
+    // the main content matches.
+    demoted(el) {
+      if (el.closest(ASIDE)) return 1;
+      const footer = el.closest('footer');
+      if (footer && !footer.closest('article,main,section')) return 1;
+      const link = el.closest('a[href]');
+      if (!link) return 0;
+      let item = link;
+      for (let up = 0; up < 2 && item.parentElement && this.textOf(item.parentElement) === this.textOf(link); up++) {
+        item = item.parentElement;
+      }
+      // Its siblings of the same kind, each a link: <li><a>…</a></li> × 3, or <a> × 3. A
+      // label link beside its value link (<a>Publisher</a>: <a>Contoso</a>) is not a list.
+      const parent = item.parentElement;
+      if (!parent) return 0;
+      let links = 0;
+      for (const sib of parent.children) {
+        if (sib.localName === item.localName && (sib.matches('a[href]') || sib.querySelector('a[href]'))) links++;
+      }
+      return links >= LINK_LIST ? 1 : 0;
+    }
+
+    // Which fields a text labels: [{fi, prio, rank, rest, kind, label}]; rank 0 exact,
+    // 1 prefix, 2 weak prefix; prio the label's place in the field's list (a regex: last).
     matches(text) {
       if (!text) return [];
       const norm = normalise(text);
       const out = [];
-      for (const fi of this.exact.get(norm) || []) out.push({ fi, rank: 0, rest: '', kind: 'label' });
+      for (const { fi, prio } of this.exact.get(norm) || []) out.push({ fi, prio, rank: 0, rest: '', kind: 'label', label: norm });
       if (out.length === 0) {
         const low = text.toLowerCase();
         const source = low.length === text.length ? text : low;
         let longest = 0;
         const prefixed = [];
-        for (const { label, fi, after } of this.labels) {
+        for (const { label, fi, after, prio } of this.labels) {
           if (label.length >= low.length || !low.startsWith(label)) continue;
           const sep = PREFIX_SEP.exec(source.slice(label.length));
           if (!sep) continue;
@@ -155,7 +199,7 @@
           const plain = sep[0].trim() === '';
           if (!rest || (plain && LONGER_LABEL.test(rest))) continue;
           longest = Math.max(longest, label.length);
-          if (after) prefixed.push({ fi, rank: plain ? 2 : 1, rest, kind: 'label', len: label.length });
+          if (after) prefixed.push({ fi, prio, rank: plain ? 2 : 1, rest, kind: 'label', len: label.length, label });
         }
         for (const m of prefixed) if (m.len === longest) out.push(m);
       }
@@ -169,7 +213,8 @@
             const m2 = rx.re.exec(text);
             if (m2) rest = collapse(text.slice(m2.index + m2[0].length)).replace(/^[:：\-—–]\s*/, '');
           }
-          out.push({ fi, rank: m[0] === norm ? 0 : 1, rest, kind: 'regex' });
+          const prio = (this.fields[fi].labels || []).length;
+          out.push({ fi, prio, rank: m[0] === norm ? 0 : 1, rest, kind: 'regex', label: m[0] });
         });
       }
       return out;
@@ -233,15 +278,94 @@
       return !!parent && parent !== this.root && this.root.contains(parent) && this.textOf(parent) === this.textOf(cur);
     }
 
-    elementValue(el) {
+    // The element's own text nodes, without its children's: <h1>Title <small>sub</small></h1>.
+    ownTextOf(el) {
+      const st = this.status(el);
+      if (st.reject || !st.ownText) return '';
+      const parts = [];
+      for (let n = el.firstChild; n; n = n.nextSibling) if (n.nodeType === 3) parts.push(n.data);
+      return collapse(parts.join(' '));
+    }
+
+    elementValue(el, own = false) {
       if (el.matches('input,textarea,select')) return el.value ? ok(el.value) : fail('value empty');
-      const text = this.textOf(el);
+      const text = own ? this.ownTextOf(el) : this.textOf(el);
       if (text) return ok(text);
+      if (own && !el.matches('img,a[href]')) return fail('value empty'); // not a child's link
       const media = el.matches('img') ? el : [...el.querySelectorAll('img')].find((i) => !this.status(i).reject);
       if (media && (media.currentSrc || media.src)) return ok(media.currentSrc || media.src);
       const link = el.matches('a[href]') ? el : [...el.querySelectorAll('a[href]')].find((a) => !this.status(a).reject);
       if (link && link.href) return ok(link.href);
       return fail('value empty');
+    }
+
+    // A value element for a field: one text, or for a many field the items of a list.
+    valueOf(el, field) {
+      if (!field.many) return this.elementValue(el, field.own);
+      const items = this.listItems(el, field.own);
+      return items ? ok(items) : this.elementValue(el, field.own);
+    }
+
+    // The items of a list element: its repeated children (<li>, links, spans of one kind)
+    // with only separators between them, or lines split by <br>. null when it is one text
+    // (Python then splits it on the field's separator).
+    listItems(el, own) {
+      let cur = el;
+      for (let depth = 0; depth < 4; depth++) {
+        const lines = this.lines(cur);
+        if (lines) return lines;
+        const kids = [...cur.children].filter((k) => !this.status(k).reject && this.hasContent(k));
+        if (kids.length === 1 && this.textOf(kids[0]) === this.textOf(cur)) {
+          // A list of one is still a list: its item is not split on the separator.
+          if (cur.matches('ul,ol') && kids[0].localName === 'li') return [this.textOf(kids[0])];
+          cur = kids[0];
+          continue;
+        }
+        if (kids.length < 2 || kids.some((k) => k.localName !== kids[0].localName)) return null;
+        const loose = [...cur.childNodes].filter((n) => n.nodeType === 3).map((n) => n.data).join(' ');
+        if (!LIST_GLUE.test(loose)) return null;
+        // "<span>Free</span> <span>delivery</span>" is a phrase: inline words count as items
+        // only with a separator between them; list items, links and blocks need none.
+        const itemish = kids[0].localName === 'li' || kids[0].matches('a[href]') || this.status(kids[0]).block;
+        if (!itemish && !/\S/.test(loose)) return null;
+        const items = kids.map((k) => this.elementValue(k, own).value).filter((v) => v !== null);
+        return items.length ? items : null;
+      }
+      return null;
+    }
+
+    // "Tags: <a>x</a>, <a>y</a>": the value element and its like that follow it, with only
+    // separators between them; null when it stands alone.
+    siblingRun(first) {
+      const run = [first];
+      let glue = '';
+      for (let n = first.nextSibling; n; n = n.nextSibling) {
+        if (n.nodeType === 3) {
+          glue += n.data;
+          if (!LIST_GLUE.test(glue)) break;
+          continue;
+        }
+        if (n.nodeType !== 1) continue;
+        if (n.localName !== first.localName || this.status(n).reject || this.isOrHasLabel(n)) break;
+        run.push(n);
+        glue = '';
+      }
+      const itemish = first.localName === 'li' || first.matches('a[href]') || this.status(first).block;
+      return run.length >= 2 && itemish ? run : null;
+    }
+
+    // Lines split by <br>, inline markup and all: "Ada <i>Lovelace</i><br>Grace Hopper".
+    lines(el) {
+      if (!el.querySelector(':scope > br')) return null;
+      const items = [''];
+      const st = this.status(el);
+      for (let n = el.firstChild; n; n = n.nextSibling) {
+        if (n.nodeType === 1 && n.localName === 'br') items.push('');
+        else if (n.nodeType === 3 && st.ownText) items[items.length - 1] += n.data;
+        else if (n.nodeType === 1 && !this.status(n).reject) items[items.length - 1] += ` ${this.textOf(n)} `;
+      }
+      const kept = items.map(collapse).filter((t) => t);
+      return kept.length >= 2 ? kept : null;
     }
 
     after(label) {
@@ -271,7 +395,7 @@
       return fail('value empty');
     }
 
-    next(label) {
+    next(label, field) {
       let cur = label;
       for (let level = 0; level < 3; level++) {
         const parentStatus = this.status(cur.parentElement || cur);
@@ -287,7 +411,12 @@
           const media = n.matches(VALUE_TAGS) || n.querySelector(VALUE_TAGS) !== null;
           if (!st.visible || !(st.shown || media) || !this.hasContent(n)) continue;
           if (this.isOrHasLabel(n)) return fail('value empty');
-          return this.elementValue(n);
+          const run = field.many ? this.siblingRun(n) : null;
+          if (run) {
+            const items = run.map((k) => this.elementValue(k, field.own).value).filter((v) => v !== null);
+            if (items.length) return ok(items);
+          }
+          return this.valueOf(n, field);
         }
         if (!this.canClimb(cur)) break;
         cur = cur.parentElement;
@@ -295,7 +424,7 @@
       return fail('value empty');
     }
 
-    cell(label) {
+    cell(label, field) {
       const cell = label.closest('dt,dd,th,td,[role=cell],[role=gridcell],[role=rowheader],[role=columnheader]');
       if (!cell || !this.root.contains(cell)) return fail('label not in a cell');
       let value = null;
@@ -314,7 +443,7 @@
       }
       if (!value) return fail('value empty');
       if (this.status(value).reject || this.isOrHasLabel(value)) return fail('value empty');
-      return this.elementValue(value);
+      return this.valueOf(value, field);
     }
 
     nextCell(cell, tag) {
@@ -354,7 +483,8 @@
       let value = label.getAttribute(name);
       if (value === null) {
         const holder = label.parentElement && label.parentElement.closest(`[${CSS.escape(name)}]`);
-        if (holder && this.root.contains(holder)) value = holder.getAttribute(name);
+        const page = holder === document.documentElement || holder === document.body;
+        if (holder && !page && this.root.contains(holder)) value = holder.getAttribute(name);
       }
       if (value === null) {
         const sib = label.nextElementSibling;
@@ -371,11 +501,11 @@
         case 'after':
           return cand.rest ? ok(cand.rest) : this.after(el);
         case 'cell':
-          return this.cell(el);
+          return this.cell(el, field);
         case 'attr':
           return this.attr(el, field.attr);
         default:
-          return this.next(el);
+          return this.next(el, field);
       }
     }
 
@@ -392,13 +522,27 @@
       if (rx && rx.error && !(field.labels || []).length) return fail(rx.error);
       const candidates = this.index()[fi];
       if (candidates.length === 0) return fail(rx && rx.error ? rx.error : 'label not found');
+      // The first candidate with a value wins. Others of equal standing (place, label,
+      // kind of match) that give a different value go with it, so that Python can say the
+      // field was ambiguous once the values are finished ("$12" and "12.00 USD" may agree).
       let first = null;
+      let best = null;
+      let looked = 0;
+      const others = [];
       for (const cand of candidates) {
+        if (best && !(cand.demoted === best.cand.demoted && cand.prio === best.cand.prio && cand.rank === best.cand.rank)) break;
         const result = this.apply(field, cand);
-        if (result.value !== null) return ok(result.value, this.pathTo(cand.el));
-        first = first || result;
+        if (result.value === null) {
+          first = first || result;
+        } else if (!best) {
+          best = { cand, result };
+        } else if (JSON.stringify(result.value) !== JSON.stringify(best.result.value) && others.length < OTHERS_KEPT) {
+          if (!others.some((o) => JSON.stringify(o) === JSON.stringify(result.value))) others.push(result.value);
+        }
+        if (best && ++looked >= TIES_LOOKED) break;
       }
-      return first;
+      if (!best) return first;
+      return { ...ok(best.result.value, this.pathTo(best.cand.el)), others, label: best.cand.label };
     }
 
     viaCache(field, fi) {
@@ -410,6 +554,9 @@
       if (this.status(el).reject) return fail('cache stale');
       const found = this.matches(this.textOf(el)).find((m) => m.fi === fi);
       if (!found) return fail('cache stale');
+      // A remembered place never outranks the user's label order: below the first label,
+      // the landmark search decides.
+      if (found.prio > 0) return fail('cache below a higher label');
       const cand = { ...found, el };
       const result = this.apply(field, cand);
       return result.value !== null ? ok(result.value, field.cachedPath.slice()) : result;
@@ -423,11 +570,19 @@
         return fail(`invalid css selector: ${field.css}`);
       }
       if (!el) return fail('css matched nothing');
-      if (field.relation === 'attr' && field.attr) {
-        const value = el.getAttribute(field.attr);
-        return value && collapse(value) ? ok(collapse(value)) : fail('value empty');
-      }
-      return this.elementValue(el);
+      const attr = field.relation === 'attr' && field.attr;
+      const read = (e) => {
+        if (!attr) return this.elementValue(e, field.own);
+        const value = collapse(e.getAttribute(attr) || '');
+        return value ? ok(value) : fail('value empty');
+      };
+      if (!field.many) return read(el);
+      // An attribute is read wherever the element is (a <meta> in the head); a text only
+      // from what is shown.
+      const all = [...this.root.querySelectorAll(field.css)].filter((e) => attr || !this.status(e).reject);
+      if (all.length === 1 && !attr) return this.valueOf(all[0], field);
+      const items = all.map((e) => read(e).value).filter((v) => v !== null);
+      return items.length ? ok(items) : fail('value empty');
     }
 
     resolveField(field, fi) {
@@ -439,7 +594,11 @@
         else if (strategy === 'landmark' && ((field.labels || []).length || field.labelRegex)) result = this.viaLandmark(field, fi);
         else if (strategy === 'css' && field.css) result = this.viaCss(field);
         else continue;
-        if (result.value !== null) return { value: result.value, strategy, error: null, path: result.path };
+        if (result.value !== null) {
+          const found = { value: result.value, strategy, error: null, path: result.path };
+          if (result.others && result.others.length) Object.assign(found, { others: result.others, label: result.label });
+          return found;
+        }
         lastError = result.error;
         if (strategy === 'landmark') landmarkError = result.error;
       }
@@ -448,7 +607,8 @@
   }
 
   function findRoot(selector) {
-    if (!selector) return { root: document.body || document.documentElement, error: null };
+    // The whole document: <meta property=og:…> in the head is a value a css field may read.
+    if (!selector) return { root: document.documentElement, error: null };
     let all;
     try {
       all = document.querySelectorAll(selector);

@@ -28,7 +28,13 @@ from playwright.async_api import Error as PlaywrightError
 from actors.discovery import Discovery, first_line
 from actors.dom_cache import DomCache
 from actors.downloads import DownloadError, download_to_file
-from actors.extraction import Settled, field_plan, finish_value, parse_settled, settle_and_resolve
+from actors.extraction import (
+    Settled,
+    field_plan,
+    finish_field,
+    parse_settled,
+    settle_and_resolve,
+)
 from actors.learner import Deadlines, PerformanceLearner
 from actors.session import BrowserGone, BrowserSession, OffSiteError, SessionBroken, Slot
 from config.job import JobSpec, OpenMode
@@ -122,6 +128,16 @@ class ContainerReader:
         gallery = container.source if container.open == OpenMode.CLICK else None
         async with asyncio.timeout(self._acquire_s):
             slot = await self.session.acquire(gallery)
+        slot.blocked.clear()
+        try:
+            record = await self._within_deadline(slot, container, progress)
+            record.blocked = sorted(slot.blocked)
+            return record
+        finally:
+            self.session.counters.since_recycle += 1
+            await self.session.release(slot)
+
+    async def _within_deadline(self, slot: Slot, container: Container, progress: Progress):
         try:
             container_s = self.job.timeouts.container.total_seconds()
             progress.deadline_at = time.monotonic() + container_s
@@ -136,9 +152,6 @@ class ContainerReader:
         except PlaywrightError as error:
             self._poison(slot)
             return self._page_error(slot, container, progress.phase, error)
-        finally:
-            self.session.counters.since_recycle += 1
-            await self.session.release(slot)
 
     def _page_error(self, slot: Slot, container: Container, phase: str, error) -> Record:
         """A failed page call as a reason a user can act on: off-site, navigated away, or
@@ -304,20 +317,20 @@ class ContainerReader:
             strategy = raw.get("strategy")
             strategies[spec.name] = strategy
             paths[spec.name] = raw.get("path")
-            value, error = None, raw.get("error") or "not found"
-            if raw.get("value") is not None:
-                value, error = finish_value(spec, raw["value"], page_url)
+            done = finish_field(spec, raw, page_url)
             # A value that fails its pattern or type is no win for the strategy that found it.
             order = orders[spec.name]
             tried = order[: order.index(strategy) + 1] if strategy in order else order
             self.learner.record_strategy(
-                domain, spec.name, tried, strategy if error is None else None
+                domain, spec.name, tried, strategy if done.error is None else None
             )
-            record.fields[spec.name] = value
+            record.fields[spec.name] = done.value
             if strategy:
                 record.strategies[spec.name] = strategy
-            if error is not None:
-                record.errors.append(Problem(phase=Phase.EXTRACT, reason=error, field=spec.name))
+            if done.note is not None:  # a value was kept: said, but the record stays whole
+                record.errors.append(Problem(Phase.EXTRACT, done.note, field=spec.name))
+            if done.error is not None:
+                record.errors.append(Problem(Phase.EXTRACT, done.error, field=spec.name))
                 if spec.required:
                     record.status = Status.PARTIAL
         self.cache.record_fields(cache_key, strategies, paths, offered)

@@ -47,6 +47,7 @@ RSS_CHECK_EVERY = 50
 CLOSE_DEADLINE_S = 5.0  # closing a page, a context or a browser; past it, relaunch
 CLOSE_REISSUE_S = 1.0  # a page not closed this long after asking is asked again (CDP)
 RELAUNCH_FAILURES = 2  # relaunches in a row that fail before the session gives up
+BLOCKED_HOSTS_KEPT = 20  # hosts named per container; more are only counted
 
 
 class OffSiteError(Exception):
@@ -71,6 +72,7 @@ class Slot:
     poisoned: bool = False  # missed a deadline: replace the page before it is used again
     left_for: str | None = None  # why the page left the job's hosts since its last goto
     navigations: int = 0  # documents the page's main frame has committed, ever
+    blocked: set[str] = field(default_factory=set)  # hosts refused since the container began
 
     def navigated(self, frame) -> None:
         if frame.parent_frame is None:
@@ -106,6 +108,9 @@ class BrowserSession:
         self._schemes = set(job.sources.allow_schemes)
         self._observe = learner_observe or (lambda *args: None)
         self._deadline_s = job.timeouts.navigation.total_seconds()
+        # Starting Chromium and a context of pages is not a page's navigation: on a busy
+        # machine it takes seconds, so it has the actor's start deadline.
+        self._launch_s = job.timeouts.actor_start.total_seconds()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
@@ -124,35 +129,43 @@ class BrowserSession:
         if self._found is None:
             explicit = self.job.browser.executable or self._settings.browser
             self._found = await asyncio.to_thread(find_browser, explicit)
-        async with asyncio.timeout(self._deadline_s):
+        async with asyncio.timeout(self._launch_s):  # Playwright, Chromium and its pages
             self._playwright = await async_playwright().start()
-        await self._launch()
+            await self._open_browser()
 
     async def _launch(self) -> None:
+        """A new browser in place of a dead one, within the actor's start deadline."""
+        async with asyncio.timeout(self._launch_s):
+            await self._open_browser()
+
+    async def _new_context(self) -> None:
+        """A new context in place of a recycled one, within the actor's start deadline."""
+        async with asyncio.timeout(self._launch_s):
+            await self._open_context()
+
+    async def _open_browser(self) -> None:
         if self._playwright is None or self._found is None:
             raise SessionBroken("the session was not started")
         headless = self.job.browser.headless
         headless = self._settings.headless if headless is None else headless
-        async with asyncio.timeout(self._deadline_s):
-            self._browser = await launch_browser(
-                self._playwright, self._found, headless=headless, only_hosts=self._allowed_hosts
-            )
-        await self._new_context()
+        self._browser = await launch_browser(
+            self._playwright, self._found, headless=headless, only_hosts=self._allowed_hosts
+        )
+        await self._open_context()
 
-    async def _new_context(self) -> None:
+    async def _open_context(self) -> None:
         if self._browser is None:
             raise BrowserGone("no browser to open a context in")
         width, height = self.job.browser.viewport
         self._open_pages = set()  # the old context's, if it died without saying so
-        async with asyncio.timeout(self._deadline_s):
-            context = await self._browser.new_context(viewport={"width": width, "height": height})
-            context.set_default_timeout(self._deadline_s * 1000)
-            await context.add_init_script(script=LANDMARKS_JS)
-            await context.add_init_script(script=GALLERY_JS)
-            context.on("requestfailed", self._count_blocked)
-            context.on("page", self._on_page)
-            self._context = context
-            self._slots = [await self._new_slot() for _ in range(self.job.budget.pages_per_actor)]
+        context = await self._browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(self._deadline_s * 1000)
+        await context.add_init_script(script=LANDMARKS_JS)
+        await context.add_init_script(script=GALLERY_JS)
+        context.on("requestfailed", self._count_blocked)
+        context.on("page", self._on_page)
+        self._context = context
+        self._slots = [await self._new_slot() for _ in range(self.job.budget.pages_per_actor)]
         self._free = list(self._slots)
 
     async def _new_slot(self) -> Slot:
@@ -169,6 +182,10 @@ class BrowserSession:
         if "ERR_NAME_NOT_RESOLVED" not in (request.failure or ""):
             return
         self.counters.blocked_requests += 1
+        host = urlsplit(request.url).hostname
+        slot = self._slot_of(request) if host and not self.allowed(request.url) else None
+        if slot is not None and len(slot.blocked) < BLOCKED_HOSTS_KEPT:
+            slot.blocked.add(host)
         if request.is_navigation_request() and not self.allowed(request.url):
             slot = self._slot_navigated_by(request)
             if slot is not None and slot.left_for is None:
@@ -185,6 +202,14 @@ class BrowserSession:
             if frame == slot.page.main_frame:
                 return slot
         return None
+
+    def _slot_of(self, request) -> Slot | None:
+        """The slot whose page (any frame of it) made ``request``; None for a popup's."""
+        try:
+            page = request.frame.page
+        except PlaywrightError:
+            return None
+        return next((slot for slot in self._slots if slot.page == page), None)
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)

@@ -18,6 +18,13 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--items", type=int, default=300, help="gallery items (default 300)")
     demo.add_argument("--mode", choices=["click", "link"], default="click", help="open mode")
     demo.add_argument("--latency-ms", type=float, default=0.0, help="site latency (default 0)")
+    demo.add_argument(
+        "--panel",
+        choices=["div", "dialog"],
+        default="div",
+        help="the site's detail panel: a div, or a native <dialog> closed in place "
+        "(the job then says panel_selector: dialog)",
+    )
     add_run_options(demo)
     demo.set_defaults(handler=_run_demo)
 

@@ -41,12 +41,16 @@ def _demo_port() -> int:
 def run_demo(args: argparse.Namespace) -> int:
     overrides = job_overrides(args)
     overrides["containers.open"] = args.mode
+    panel = getattr(args, "panel", "div")
+    if panel == "dialog":
+        overrides["containers.panel_selector"] = "dialog"
     overrides.setdefault("output.dir", "runs/demo")
     site_config = SiteConfig(
         items=args.items,
         latency_ms=args.latency_ms,
         label_variants=True,
         missing_rate=0.05,
+        panel=panel,
     )
     console = Console()
     with start_site_process(site_config, port=_demo_port()) as site:

@@ -31,7 +31,7 @@ from benchmarks.scenarios import SCENARIOS, Bench
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile"]
+CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile", "accuracy"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -85,6 +85,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     from benchmarks.hostile import add_hostile_arguments
 
     add_hostile_arguments(parser)
+    accuracy = parser.add_argument_group("accuracy (real pages; see benchmarks/accuracy/)")
+    accuracy.add_argument("--sites", type=_names, metavar="SITE,...", help="these sites only")
+    accuracy.add_argument(
+        "--pages", type=_positive, help="the first N pages of each site (default: all)"
+    )
     return parser
 
 
@@ -96,6 +101,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _chaos(args)
     if args.scenario == "hostile":
         return _hostile(args)
+    if args.scenario == "accuracy":
+        return _accuracy(args)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     bench = Bench(
         quick=args.quick,
@@ -239,19 +246,48 @@ def _hostile(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     began = time.monotonic()
     rows = run_hostile(names, args.bound, say=lambda line: print(line, flush=True))
-    context = {
-        "duration_s": round(time.monotonic() - began, 1),
-        "command": _command_line(),
-        "machine": machine(),
-        "versions": versions(),
-    }
-    path = write_document(rows, args.results_dir, started, context)
+    path = write_document(rows, args.results_dir, started, _context(began))
     print("\n".join(table(rows)))
     print(f"landmark bench hostile: wrote {path}", file=sys.stderr)
     failed = [row for row in rows if not row.passed]
     for row in failed:
         print(f"landmark bench hostile: FAILED {row.scenario}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    """Each site's job over its real pages; the table on stdout, JSON in the results folder.
+    1 if a site's run failed (a low score is a figure, not a failure)."""
+    from benchmarks.accuracy.suite import find_sites, pick, run_suite, table, write_document
+
+    try:
+        sites = pick(find_sites(), args.sites)
+    except ValueError as error:
+        print(f"landmark bench: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    pages = sum(min(len(s.truth), args.pages or len(s.truth)) for s in sites)
+    print(f"landmark bench accuracy: {len(sites)} sites, {pages} pages", flush=True)
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    results = run_suite(sites, args.pages, say=lambda line: print(line, flush=True))
+    context = {**_context(began), "params": {"sites": [s.name for s in sites], "pages": args.pages}}
+    path = write_document(results, args.results_dir, started, context)
+    print("\n".join(table(results)))
+    print(f"landmark bench accuracy: wrote {path}", file=sys.stderr)
+    failed = [r for r in results if r.problem]
+    for result in failed:
+        print(f"landmark bench accuracy: FAILED {result.site}: {result.problem}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _context(began: float) -> dict[str, Any]:
+    """What every results document says about its run: how long, how, and where."""
+    return {
+        "duration_s": round(time.monotonic() - began, 1),
+        "command": _command_line(),
+        "machine": machine(),
+        "versions": versions(),
+    }
 
 
 def _report(args: argparse.Namespace) -> int:

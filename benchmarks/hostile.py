@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import threading
 import time
 from collections import Counter
@@ -375,17 +374,13 @@ def write_document(
     rows: list[Row], results_dir: Path, started: datetime, context: dict[str, Any]
 ) -> Path:
     """``hostile-<time>.json`` beside the other scenarios' (``landmark bench report``)."""
+    from benchmarks.report import save_result
+
     document = {
-        "scenario": "hostile",
-        "started": started.isoformat(timespec="seconds"),
-        **context,
         "runs": as_documents(rows),
         "failures": [f"{r.scenario}: {'; '.join(_failure(r))}" for r in rows if not r.passed],
     }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"hostile-{started.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
-    return path
+    return save_result("hostile", document, results_dir, started, context)
 
 
 def _failure(row: Row) -> Iterator[str]:

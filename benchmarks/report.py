@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 MiB = 2**20
-ORDER = ["throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos", "hostile"]
+ORDER = [
+    "throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos", "hostile",
+    "accuracy",
+]  # fmt: skip
 
 
 def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -31,6 +35,21 @@ def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
             document["_file"] = path.name
             newest[name] = document
     return newest
+
+
+def save_result(
+    scenario: str,
+    document: dict[str, Any],
+    results_dir: Path,
+    started: datetime,
+    context: dict[str, Any],
+) -> Path:
+    """``<scenario>-<time>.json`` in the results folder, where ``latest_results`` finds it."""
+    full = {"scenario": scenario, "started": started.isoformat(timespec="seconds"), **context}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{scenario}-{started.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps({**full, **document}, indent=1, default=str), encoding="utf-8")
+    return path
 
 
 def write_report(results_dir: Path, report_path: Path) -> Path | None:
@@ -342,6 +361,44 @@ def _hostile(doc: dict[str, Any]) -> list[str]:
     return table(rows)
 
 
+def _accuracy(doc: dict[str, Any]) -> list[str]:
+    """Real pages (``benchmarks/accuracy/``): precision, recall and F1 per site and field."""
+    from benchmarks.accuracy.suite import SiteResult, table
+
+    results = []
+    for run in doc.get("runs", []):
+        result = SiteResult(run["site"], run["pages"], run.get("records", 0))
+        result.scores = _field_scores(run.get("scores", {}))
+        for system, scores in run.get("published", {}).items():
+            result.published[system] = _field_scores(scores)
+        results.append(result)
+    notes = [
+        "",
+        "landmark: one job per site (`benchmarks/accuracy/jobs/`). Zyte, Diffbot, extruct: the "
+        "outputs their benchmark published, for the same pages, with no per-site setup, scored "
+        "by the same code (`benchmarks/accuracy/README.md`: the data, the counting, and why "
+        "each field below 0.95 is there).",
+        "",
+        "Misses:",
+        "",
+    ]
+    misses = [(run["site"], m) for run in doc.get("runs", []) for m in run.get("misses", [])]
+    for site, miss in misses:
+        said = f" ({miss['error']})" if miss.get("error") else ""
+        notes.append(
+            f"- {site} {miss['field']}, page {miss['page'][:8]}: truth {miss['true']}, "
+            f"landmark {miss['got']!r}{said}"
+        )
+    return table(results) + (notes if misses else notes[:2])
+
+
+def _field_scores(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from benchmarks.accuracy.scoring import FieldScore
+
+    keys = ("tp", "fp", "fn", "support")
+    return {name: FieldScore(**{k: counts[k] for k in keys}) for name, counts in scores.items()}
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "throughput": _throughput,
     "efficiency": _efficiency,
@@ -351,6 +408,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "spike": _spike,
     "chaos": _chaos,
     "hostile": _hostile,
+    "accuracy": _accuracy,
 }
 
 

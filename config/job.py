@@ -7,6 +7,7 @@ documented on its field; ``landmark validate`` prints nothing but errors.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -45,6 +46,17 @@ def _check_regex(value: str | None) -> str | None:
     return value
 
 
+def _check_number(name: str, text: str, kind: FieldType) -> None:
+    """The forms a page's number may take (grouped digits, a sign), and finite."""
+    plain = re.sub(r"[,'_ \u00a0\u202f]", "", text.strip())
+    try:
+        number = (int if kind is FieldType.INTEGER else float)(plain)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"field {name!r}: default {text!r} is not of type {kind.value}")
+
+
 def _check_one_group(value: str | None, name: str, example: str) -> str | None:
     """A valid regular expression whose one group is the value taken from a match."""
     _check_regex(value)
@@ -77,6 +89,16 @@ class FieldType(StrEnum):
     INTEGER = "integer"
     NUMBER = "number"
     URL = "url"  # made absolute against the page URL
+
+
+class TextOf(StrEnum):
+    """Which text of a value element is read."""
+
+    ALL = "all"  # the visible text of the element and everything in it
+    OWN = "own"  # the element's own text nodes: <h1>Title <small>subtitle</small></h1> → Title
+
+
+DEFAULT_SEPARATOR = r"\s*[,;|·•]\s*"
 
 
 class IdSource(StrEnum):
@@ -232,7 +254,11 @@ class FieldSpec(Spec):
         default_factory=list,
         max_length=100,
         description="Landmark label texts, matched case-insensitively on normalised visible "
-        "text (whitespace collapsed, a trailing ':' ignored). Exact matches win over prefixes.",
+        "text (whitespace collapsed, a trailing ':' ignored). A match in the main content "
+        "wins over one in navigation, an aside or a list of links; among those, an earlier "
+        "label wins over a later one (label_regex comes last), then an exact match over a "
+        "prefix, then the first in the page. Matches of equal standing that give other "
+        "values are noted on the record as 'ambiguous' (narrow it with containers.scope).",
     )
     label_regex: Text | None = Field(
         default=None, description="A regular expression a label's text must match (searched)."
@@ -261,6 +287,56 @@ class FieldSpec(Spec):
     required: bool = Field(
         default=True, description="A required field that is missing makes the record 'partial'."
     )
+    many: bool = Field(
+        default=False,
+        description="A list of values: one per element when the value element holds repeated "
+        "elements (<li>, links, spans), else its text split on ``separator``. pattern and "
+        "type apply to each item; an empty list is 'value empty'.",
+    )
+    separator: Text | None = Field(
+        default=None,
+        description="many: a regular expression that splits a text into items; default "
+        f"{DEFAULT_SEPARATOR!r} (commas, semicolons, bars, bullets). Use ';' for 'Last, "
+        "First' names.",
+    )
+    map: dict[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)], Text] | None = Field(
+        default=None,
+        max_length=100,
+        description="Text to a value of your own: the first regular expression (searched, "
+        "case-insensitive) that the text matches gives the value, e.g. {'sold out|"
+        "unavailable': OutOfStock, '.': InStock}. A text no entry matches is an error.",
+    )
+    default: Text | None = Field(
+        default=None,
+        description="The value when the page has none for this field (then no error): "
+        "e.g. InStock when only a 'Sold out' notice would say otherwise. Typed like a value.",
+    )
+    text: TextOf = Field(
+        default=TextOf.ALL,
+        description="all: the element's whole visible text; own: only its own text nodes, "
+        "without its children's (a title followed by a subtitle <span>).",
+    )
+
+    @field_validator("separator")
+    @classmethod
+    def _valid_separator(cls, value: str | None) -> str | None:
+        _check_regex(value)
+        if value is not None and re.compile(value).fullmatch(""):
+            raise ValueError(f"a separator must not match an empty text: {value!r}")
+        if value is not None and re.compile(value).groups:
+            raise ValueError(f"a separator has no groups (write (?:...) instead): {value!r}")
+        return value
+
+    @field_validator("map")
+    @classmethod
+    def _valid_map(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for pattern in value or {}:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                message = f"map: {pattern!r} is not a valid regular expression: {error}"
+                raise ValueError(message) from None
+        return value
 
     @field_validator("label_regex")
     @classmethod
@@ -288,6 +364,15 @@ class FieldSpec(Spec):
             raise ValueError(f"field {self.name!r} needs labels, a label_regex or a css fallback")
         if self.relation is Relation.ATTR and not self.attr:
             raise ValueError(f"field {self.name!r} has relation 'attr' but no 'attr' name")
+        if self.default is not None and self.type in (FieldType.INTEGER, FieldType.NUMBER):
+            _check_number(self.name, self.default, self.type)
+        if self.separator is not None and not self.many:
+            raise ValueError(f"field {self.name!r}: separator is for many: true")
+        if self.text is TextOf.OWN and self.relation in (Relation.AFTER, Relation.ATTR):
+            raise ValueError(
+                f"field {self.name!r}: text: own reads an element (relation next or cell, or "
+                f"css), not relation {self.relation.value!r}"
+            )
         return self
 
 
@@ -428,7 +513,8 @@ class TimeoutSpec(Spec):
     actor_start: Duration = Field(
         default=timedelta(seconds=60),
         description="A BrowserActor that is not placed and started (browser launched) within "
-        "this is killed and counted as a failed start.",
+        "this is killed and counted as a failed start. It also bounds a browser's relaunch "
+        "and a recycled context's new pages.",
     )
 
     @model_validator(mode="after")
@@ -575,6 +661,8 @@ class JobSpec(Spec):
             raise ValueError(f"field names must be unique; repeated: {', '.join(duplicates)}")
         if self.download and self.download.field not in names:
             raise ValueError(f"download.field {self.download.field!r} is not one of the fields")
+        if self.download and any(f.many for f in self.fields if f.name == self.download.field):
+            raise ValueError(f"download.field {self.download.field!r} is a list (many: true)")
         return self
 
     def source_urls(self, base: Path | None = None) -> list[str]:

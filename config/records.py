@@ -111,6 +111,7 @@ class Record:
     download: dict[str, Any] | None = None  # path, bytes, sha256, truncated
     retryable: bool = False  # worth another attempt (timeouts, HTTP 5xx, crashes)
     cached: bool = False  # served from the record cache, not extracted by this run
+    blocked: list[str] = field(default_factory=list)  # hosts the page was refused while read
 
     @classmethod
     def failure(
@@ -150,6 +151,7 @@ class Record:
             "actor": self.actor,
             "download": self.download,
             "cached": self.cached,
+            **({"blocked": self.blocked} if self.blocked else {}),
         }
 
     def to_json_line(self) -> str:
@@ -174,4 +176,5 @@ class Record:
             actor=data.get("actor"),
             download=data.get("download"),
             cached=bool(data.get("cached", False)),
+            blocked=list(data.get("blocked") or []),
         )

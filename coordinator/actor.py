@@ -138,7 +138,7 @@ class Coordinator:
             "failed_sources": len(self.stats.failed_sources),
             "discovery_cuts": self.stats.discovery_cuts,
             "store": self.output.trouble,
-            "monitor": None if self.crew.metrics is not None else "load monitor down",
+            "monitor": "load monitor down" if self.crew.monitor_down else None,
             "pid": os.getpid(),
         }
 
@@ -303,6 +303,14 @@ class Coordinator:
             self._write(record)
 
     def _write(self, record: Record) -> None:
+        for host in self.stats.note_blocked(record):
+            # Once per host and run: a page that looks broken because its images or data
+            # come from another host can only be fixed by naming that host.
+            logger.warning(
+                "landmark: requests to %s were blocked (not a source's host); if the pages "
+                "need it, add it to browser.allow_domains",
+                host,
+            )
         self.output.write(record)
 
     # -- housekeeping: verdict, flushes, learner snapshots -----------------------------------

@@ -49,6 +49,7 @@ class Crew:
         self.metrics: Any = None
         self.metrics_restarts = 0
         self._want_metrics = metrics
+        self._metrics_stopped = False
 
     # -- workers ---------------------------------------------------------------------------
     async def start(self, name: str, learner_snapshot: dict[str, Any] | None) -> None:
@@ -107,6 +108,12 @@ class Crew:
         for name in self.pids:
             self._register(name)
 
+    @property
+    def monitor_down(self) -> bool:
+        """Wanted and missing (dead, or between a death and its replacement); not merely
+        stopped at the end of the run."""
+        return self._want_metrics and self.metrics is None and not self._metrics_stopped
+
     def restart_metrics(self, reason: str) -> None:
         """Replace a MetricsActor that died; the run goes on without shedding meanwhile."""
         logger.warning("landmark: the MetricsActor is gone (%s); starting another", reason)
@@ -123,6 +130,7 @@ class Crew:
 
     async def stop_metrics(self) -> dict[str, Any] | None:
         """The MetricsActor's last verdict (peak memory, events), then stop it; bounded."""
+        self._metrics_stopped = True
         if self.metrics is None:
             return None
         verdict = None

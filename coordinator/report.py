@@ -51,6 +51,12 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if len(cuts) > SOURCES_SHOWN:
         more = len(cuts) - SOURCES_SHOWN
         rows.append(("source cut short", f"... and {more} more in summary.json"))
+    blocked = summary.get("blocked_hosts") or {}
+    if blocked:
+        most = sorted(blocked, key=lambda host: (-blocked[host], host))  # most records first
+        shown = ", ".join(most[:SOURCES_SHOWN])
+        more = f" and {len(blocked) - SOURCES_SHOWN} more" if len(blocked) > SOURCES_SHOWN else ""
+        rows.append(("hosts blocked", f"{shown}{more} (browser.allow_domains allows a host)"))
     for reason in summary.get("given_up", {}).values():
         rows.append(("gave up on", reason))
     rows.append(("store", summary.get("store", "")))

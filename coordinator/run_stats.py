@@ -16,6 +16,7 @@ from config.records import Record, Status
 
 LATENCY_RESERVOIR = 10_000
 RATE_WINDOW_S = 10.0
+HOSTS_KEPT = 1_000  # blocked hosts counted by name; beyond, not counted
 CUTS_KEPT = 1_000  # sources cut short listed by name; beyond, only counted
 
 
@@ -37,8 +38,20 @@ class RunStats:
     failed_sources: dict[str, str] = field(default_factory=dict)
     discovery_cut: list[dict[str, str]] = field(default_factory=list)  # {source, kind, reason}
     discovery_cuts: int = 0  # all of them, listed or not
+    blocked_hosts: dict[str, int] = field(default_factory=dict)  # host → records it was in
     done_times: deque[float] = field(default_factory=deque)
     _rng: random.Random = field(default_factory=lambda: random.Random(1))
+
+    def note_blocked(self, record: Record) -> list[str]:
+        """Count the hosts the record's page was refused; return those new to the run."""
+        new = []
+        for host in record.blocked:
+            if host in self.blocked_hosts:
+                self.blocked_hosts[host] += 1
+            elif len(self.blocked_hosts) < HOSTS_KEPT:
+                self.blocked_hosts[host] = 1
+                new.append(host)
+        return new
 
     def wrote(self, record: Record) -> None:
         self.records += 1

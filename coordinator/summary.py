@@ -48,6 +48,7 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "breaker": {d: scheduler.breaker.why(d) for d in scheduler.breaker.open_domains()},
         "record_cache": _ratio(stats.cached, stats.records),
         "dom_cache": _dom_cache(actors),
+        "blocked_hosts": dict(stats.blocked_hosts),
         "shed_events": verdict.get("shed_events", 0),
         "throttle_events": verdict.get("throttle_events", 0),
         "shed_requests": stats.shed_requests,

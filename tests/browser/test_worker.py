@@ -334,6 +334,7 @@ def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path, page):
     assert own_requests  # the page's own host was reached
     assert leaked == []  # nothing reached another host
     assert worker.stats()["blocked_requests"] >= 2
+    assert record.blocked == ["127.0.0.2", "localhost"]  # named, for the run's warning
     assert "/x.png" in control, control  # without the fence both would have been reached
 
 
@@ -361,7 +362,8 @@ def test_a_browser_that_hangs_while_launching_fails_the_start_in_bounded_time(ru
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\nexec sleep 60\n")
     fake.chmod(0o755)
-    job = gallery_job("http://127.0.0.1:9/", tmp_path, **{"timeouts.navigation": "2s"})
+    # The launch has the actor's start deadline (not a page's navigation deadline).
+    job = gallery_job("http://127.0.0.1:9/", tmp_path, **{"timeouts.actor_start": "3s"})
     worker = BrowserWorker(job, "hung-start", found=FoundBrowser(fake, "explicit"))
     started = time.monotonic()
     with pytest.raises(TimeoutError):

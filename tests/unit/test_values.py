@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.extraction import field_plan, finish_value, normalise_label
+from actors.extraction import field_plan, finish_default, finish_value, normalise_label
 from config.job import FieldSpec
 
 PAGE = "https://gallery.example/items/42?tab=info"
@@ -40,6 +40,65 @@ def test_pattern_that_does_not_match_is_an_error():
 
 def test_empty_value_is_an_error():
     assert finish_value(spec(), "   ", PAGE) == (None, "value empty")
+
+
+# -- lists (many: true) ----------------------------------------------------------------------
+
+
+def many(type_: str = "string", **options) -> FieldSpec:
+    return FieldSpec(name="value", labels=["Value"], type=type_, many=True, **options)
+
+
+def test_many_splits_text_and_keeps_element_items_whole():
+    assert finish_value(many(), "red, green ;blue | teal", PAGE) == (
+        ["red", "green", "blue", "teal"],
+        None,
+    )
+    assert finish_value(many(), ["Lovelace, Ada", " Hopper, Grace "], PAGE) == (
+        ["Lovelace, Ada", "Hopper, Grace"],
+        None,
+    )
+    assert finish_value(many(separator=r"\s+and\s+"), "Ada and Grace", PAGE) == (
+        ["Ada", "Grace"],
+        None,
+    )
+
+
+def test_many_types_and_patterns_apply_per_item_and_a_bad_item_is_named():
+    sizes = many("integer", pattern=r"(\d+) cm")
+    assert finish_value(sizes, ["40 cm", "60 cm"], PAGE) == ([40, 60], None)
+    assert finish_value(many("integer"), "1, 2, x", PAGE) == (None, "item 3: not an integer: 'x'")
+    assert finish_value(many(), " , ;", PAGE) == (None, "value empty")
+
+
+def test_map_turns_a_text_into_a_value_of_your_own():
+    stock = FieldSpec(
+        name="stock", css="#stock", map={"sold out|unavailable": "OutOfStock", ".": "InStock"}
+    )
+    assert finish_value(stock, "Currently UNAVAILABLE online", PAGE) == ("OutOfStock", None)
+    assert finish_value(stock, "Only 2 left", PAGE) == ("InStock", None)
+    strict = FieldSpec(name="stock", css="#stock", map={"^in stock$": "InStock"})
+    assert finish_value(strict, "Back soon", PAGE) == (None, "no map entry matches 'Back soon'")
+
+
+def test_a_default_is_typed_and_checked_when_the_job_is_read():
+    count = FieldSpec(name="count", css="#n", type="integer", default="0")
+    assert finish_default(count, PAGE) == (0, None)
+    tags = FieldSpec(name="tags", css="#t", many=True, default="none")
+    assert finish_default(tags, PAGE) == (["none"], None)
+    with pytest.raises(ValueError, match="default 'zero' is not of type integer"):
+        FieldSpec(name="count", css="#n", type="integer", default="zero")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        FieldSpec(name="stock", css="#s", map={"([": "x"})
+
+
+def test_direction_marks_are_invisible_in_labels_and_values():
+    assert normalise_label("ASIN\u200f:\u200e ") == "asin"
+    assert finish_value(spec(), "B07\u200eFW264WL", PAGE) == ("B07FW264WL", None)
+
+
+def test_a_single_field_given_a_list_reads_it_as_one_text():
+    assert finish_value(spec(), ["a", "b"], PAGE) == ("a b", None)
 
 
 # -- numbers -------------------------------------------------------------------------------
@@ -260,6 +319,8 @@ def test_field_plan_defaults():
         "order": ["landmark"],
         "cachedPath": None,
         "required": True,
+        "many": False,
+        "own": False,
     }
     assert plan[1]["order"] == ["landmark", "css"]
     assert (plan[1]["relation"], plan[1]["attr"]) == ("attr", "href")

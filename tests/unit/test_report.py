@@ -1,0 +1,75 @@
+"""What the end table and the progress line say: blocked hosts (on the record, warned once
+per run, named at the end) and whether the load monitor is down."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from config.job import JobSpec
+from config.records import Record
+from coordinator.crew import Crew
+from coordinator.report import summary_rows
+from coordinator.run_stats import RunStats
+
+
+def summary(**extra: Any) -> dict[str, Any]:
+    return {
+        "records": 3,
+        "by_status": {"ok": 3},
+        "wall_s": 1.0,
+        "per_minute": 180.0,
+        "latency_ms": {"p50": 10.0, "p95": 20.0},
+        "retries": 0,
+        "duplicates_dropped": 0,
+        "actor_deaths": 0,
+        "oom_kills": 0,
+        "dom_cache": {"hit_ratio": 0.5, "hits": 1},
+        "record_cache": {"hits": 0, "total": 3},
+        "shed_events": 0,
+        "throttle_events": 0,
+        **extra,
+    }
+
+
+def record(*blocked: str) -> Record:
+    return Record(
+        id="a", source="http://127.0.0.1/", position=0, status="ok", blocked=list(blocked)
+    )
+
+
+def test_blocked_hosts_are_new_to_the_run_once_and_counted_per_record():
+    stats = RunStats()
+    assert stats.note_blocked(record("cdn.example", "fonts.example")) == [
+        "cdn.example",
+        "fonts.example",
+    ]
+    assert stats.note_blocked(record("cdn.example")) == []  # warned already
+    assert stats.note_blocked(record()) == []
+    assert stats.blocked_hosts == {"cdn.example": 2, "fonts.example": 1}
+
+
+def test_a_record_keeps_its_blocked_hosts_through_json_and_omits_none():
+    line = record("cdn.example").to_json_dict()
+    assert Record.from_json_dict(line).blocked == ["cdn.example"]
+    assert "blocked" not in record().to_json_dict()
+
+
+def test_the_table_names_blocked_hosts_and_the_setting_that_allows_them():
+    hosts = {f"h{i}.example": 10 - i for i in reversed(range(7))}  # fewest first
+    rows = dict(summary_rows(summary(blocked_hosts=hosts)))
+    assert rows["hosts blocked"].startswith("h0.example, h1.example")
+    assert "and 2 more" in rows["hosts blocked"]
+    assert "browser.allow_domains" in rows["hosts blocked"]
+    assert "hosts blocked" not in dict(summary_rows(summary()))
+
+
+def test_the_load_monitor_is_down_only_while_wanted_and_missing():
+    job = JobSpec.model_validate(
+        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
+    )
+    wanted = Crew(object, job, "/tmp", [], metrics=True)
+    assert wanted.monitor_down  # not started yet, or dead and not replaced
+    asyncio.run(wanted.stop_metrics())
+    assert not wanted.monitor_down  # stopped at the end of the run: not "down"
+    assert not Crew(object, job, "/tmp", [], metrics=False).monitor_down
