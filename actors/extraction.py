@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from actors.dates import parse_date
-from config.job import DEFAULT_SEPARATOR, FieldSpec, FieldType, TextOf
+from config.fields import DEFAULT_SEPARATOR, FieldSpec, FieldType, TextOf
 
 if TYPE_CHECKING:
     from playwright.async_api import Page

@@ -178,38 +178,31 @@ class BrowserSession:
 
     def _count_blocked(self, request) -> None:
         """Requests to hosts outside the job fail to resolve (see launch_browser): count them,
-        and remember on its slot a page whose own navigation was sent off the job's hosts."""
+        name the host on the slot whose page asked, and remember a slot whose main frame was
+        sent off the job's hosts."""
         if "ERR_NAME_NOT_RESOLVED" not in (request.failure or ""):
             return
         self.counters.blocked_requests += 1
         host = urlsplit(request.url).hostname
-        slot = self._slot_of(request) if host and not self.allowed(request.url) else None
-        if slot is not None and len(slot.blocked) < BLOCKED_HOSTS_KEPT:
+        slot, frame = self._slot_of(request)
+        if slot is None or not host or self.allowed(request.url):
+            return  # a popup's, or a real DNS failure of an allowed host
+        if len(slot.blocked) < BLOCKED_HOSTS_KEPT:
             slot.blocked.add(host)
-        if request.is_navigation_request() and not self.allowed(request.url):
-            slot = self._slot_navigated_by(request)
-            if slot is not None and slot.left_for is None:
-                how = "was redirected" if request.redirected_from else "navigated"
-                slot.left_for = f"the page {how} off the job's hosts, to {request.url}"
+        main = frame == slot.page.main_frame  # a frame inside the page does not count
+        if main and request.is_navigation_request() and slot.left_for is None:
+            how = "was redirected" if request.redirected_from else "navigated"
+            slot.left_for = f"the page {how} off the job's hosts, to {request.url}"
 
-    def _slot_navigated_by(self, request) -> Slot | None:
-        """The slot whose main frame made ``request`` (a frame inside a page does not count)."""
+    def _slot_of(self, request) -> tuple[Slot | None, Any]:
+        """The slot whose page (any frame of it) made ``request``, and that frame; no slot
+        for a popup's request or a service worker's (it has no frame)."""
         try:
             frame = request.frame
-        except PlaywrightError:  # a service worker's request has no frame
-            return None
-        for slot in self._slots:
-            if frame == slot.page.main_frame:
-                return slot
-        return None
-
-    def _slot_of(self, request) -> Slot | None:
-        """The slot whose page (any frame of it) made ``request``; None for a popup's."""
-        try:
-            page = request.frame.page
+            page = frame.page
         except PlaywrightError:
-            return None
-        return next((slot for slot in self._slots if slot.page == page), None)
+            return None, None
+        return next((slot for slot in self._slots if slot.page == page), None), frame
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)

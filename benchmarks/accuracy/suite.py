@@ -13,17 +13,17 @@ import contextlib
 import gzip
 import json
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from benchmarks.accuracy.scoring import FieldScore
+from benchmarks.site.runner import serve_in_thread
 from config.loading import load_job
 from coordinator.store import read_results
 
@@ -109,15 +109,8 @@ class _Pages(BaseHTTPRequestHandler):
 def serving(sites: list[Site]) -> Iterator[str]:
     """The pages on a free 127.0.0.1 port for the ``with`` block; yields the base URL."""
     handler = type("Pages", (_Pages,), {"sites": {s.name: s for s in sites}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="accuracy-pages", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_in_thread(handler, "accuracy-pages") as url:
+        yield url
 
 
 # -- running and scoring ----------------------------------------------------------------------

@@ -18,7 +18,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -213,3 +215,18 @@ def run_site(config: SiteConfig, port: int = DEFAULT_PORT, out: TextIO | None = 
         print(f"landmark site: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler], name: str = "http") -> Iterator[str]:
+    """A small standard-library HTTP server on a free 127.0.0.1 port, in a thread, for the
+    ``with`` block (fixture pages, fake services); yields its base URL, no trailing slash."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

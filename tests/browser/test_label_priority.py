@@ -9,7 +9,7 @@ import pytest
 from test_landmarks import field, open_fixture, resolve
 
 from actors.extraction import Finished, finish_field, finish_value
-from config.job import FieldSpec
+from config.fields import FieldSpec
 
 pytestmark = pytest.mark.browser
 

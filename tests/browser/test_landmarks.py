@@ -16,7 +16,7 @@ from actors.extraction import (
     resolve_now,
     settle_and_resolve,
 )
-from config.job import FieldSpec
+from config.fields import FieldSpec
 
 pytestmark = pytest.mark.browser
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 
 from benchmarks.site import GallerySite, SiteConfig
+from benchmarks.site.runner import serve_in_thread
 from cluster.provision_grafana import main as provision_main
 
 LANDMARK = [str(Path(sys.executable).with_name("landmark"))]
@@ -91,14 +91,8 @@ class RefusingGrafana(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing_grafana() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingGrafana)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(RefusingGrafana, "refusing-grafana") as url:
+        yield url
 
 
 def test_no_grafana_secret_in_what_the_provisioner_prints(refusing_grafana, capsys):

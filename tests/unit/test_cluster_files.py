@@ -15,13 +15,13 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 
+from benchmarks.site.runner import serve_in_thread
 from cluster import provision_grafana
 from cluster.provision_grafana import ProvisionError, build_parser, credential_from
 
@@ -298,12 +298,8 @@ class _FakeGrafana(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_grafana():
     _FakeGrafana.datasources, _FakeGrafana.dashboards = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGrafana)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_in_thread(_FakeGrafana, "fake-grafana") as url:
+        yield url
 
 
 def test_provision_creates_then_updates_the_datasource_and_uploads_the_dashboard(fake_grafana):

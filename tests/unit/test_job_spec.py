@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config.job import JobSpec, OpenMode, Relation
+from config.fields import Relation
+from config.job import JobSpec, OpenMode
 from config.loading import JobFileError, load_job
 from config.units import parse_duration, parse_limit, parse_size
 

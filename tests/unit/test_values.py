@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.extraction import field_plan, finish_default, finish_value, normalise_label
-from config.job import FieldSpec
+from config.fields import FieldSpec
 
 PAGE = "https://gallery.example/items/42?tab=info"
 
