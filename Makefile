@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 browser: $(VENV)/.installed
-	$(BIN)/python -m actors.ensure_browser
+	$(BIN)/python -m landmark.actors.ensure_browser
 
 redis:  ## a redis-server for the tests (they skip, saying why, when there is none)
 	@if command -v redis-server >/dev/null; then :; \

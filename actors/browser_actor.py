@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import ray
-
-from actors.learner import PerformanceLearner
-from actors.protocol import WORKER_OPTIONS
-from actors.session import SessionBroken
-from actors.worker import BrowserWorker
-from config.job import JobSpec
-from config.records import Container, Record
+from landmark.actors.learner import PerformanceLearner
+from landmark.actors.protocol import WORKER_OPTIONS
+from landmark.actors.session import SessionBroken
+from landmark.actors.worker import BrowserWorker
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record
 
 
 @ray.remote(**WORKER_OPTIONS)

@@ -19,14 +19,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from landmark.actors.dom_cache import DomCache
+from landmark.actors.learner import Deadlines, PerformanceLearner
+from landmark.actors.protocol import CutShort
+from landmark.actors.session import BrowserGone, BrowserSession, OffSiteError, Slot
+from landmark.config.job import IdSource, JobSpec, OpenMode
+from landmark.config.records import Container, domain_of, text_hash
 from playwright.async_api import Error as PlaywrightError
-
-from actors.dom_cache import DomCache
-from actors.learner import Deadlines, PerformanceLearner
-from actors.protocol import CutShort
-from actors.session import BrowserGone, BrowserSession, OffSiteError, Slot
-from config.job import IdSource, JobSpec, OpenMode
-from config.records import Container, domain_of, text_hash
 
 EVALUATE_GRACE_S = 5.0  # beyond the in-page deadline: the round trip on a busy machine
 

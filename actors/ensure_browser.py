@@ -12,8 +12,13 @@ import shutil
 import subprocess
 import sys
 
-from actors.browser import NO_BROWSER_HELP, BrowserNotFoundError, FoundBrowser, find_browser
-from config.settings import Settings
+from landmark.actors.browser import (
+    NO_BROWSER_HELP,
+    BrowserNotFoundError,
+    FoundBrowser,
+    find_browser,
+)
+from landmark.config.settings import Settings
 
 
 def _try_find() -> FoundBrowser | None:

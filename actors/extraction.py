@@ -17,13 +17,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from actors.dates import parse_date
-from config.fields import DEFAULT_SEPARATOR, FieldSpec, FieldType, TextOf
+from landmark.actors.dates import parse_date
+from landmark.config.fields import DEFAULT_SEPARATOR, FieldSpec, FieldType, TextOf
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-LANDMARKS_JS: str = resources.files("actors").joinpath("landmarks.js").read_text(encoding="utf-8")
+LANDMARKS_JS: str = (
+    resources.files("landmark.actors").joinpath("landmarks.js").read_text(encoding="utf-8")
+)
 
 STRATEGIES = ("cached", "landmark", "css")
 DEFAULT_ORDER = list(STRATEGIES)

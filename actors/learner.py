@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from config.job import TimeoutSpec
+    from landmark.config.job import TimeoutSpec
 
 WINDOW = 256
 MIN_SAMPLES = 8

@@ -42,7 +42,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from config.job import BudgetSpec
+    from landmark.config.job import BudgetSpec
 
 
 class Verdict(StrEnum):

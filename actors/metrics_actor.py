@@ -39,9 +39,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import psutil
-
-from actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
-from actors.process_tree import (
+from landmark.actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
+from landmark.actors.process_tree import (
     MemoryReading,
     pss_of,
     ray_process_pids,
@@ -52,9 +51,8 @@ from actors.process_tree import (
 )
 
 if TYPE_CHECKING:
+    from landmark.config.job import BudgetSpec
     from ray.actor import ActorHandle
-
-    from config.job import BudgetSpec
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from config.job import JobSpec
-from config.records import Container, Record
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record
 
 # The coordinator owns the ledger and decides what reruns: Ray must never restart a worker
 # or retry its calls on its own. ``control`` is a second concurrency group for calls that

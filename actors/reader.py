@@ -23,22 +23,21 @@ import math
 import time
 from datetime import timedelta
 
-from playwright.async_api import Error as PlaywrightError
-
-from actors.discovery import Discovery, first_line
-from actors.dom_cache import DomCache
-from actors.downloads import DownloadError, download_to_file
-from actors.extraction import (
+from landmark.actors.discovery import Discovery, first_line
+from landmark.actors.dom_cache import DomCache
+from landmark.actors.downloads import DownloadError, download_to_file
+from landmark.actors.extraction import (
     Settled,
     field_plan,
     finish_field,
     parse_settled,
     settle_and_resolve,
 )
-from actors.learner import Deadlines, PerformanceLearner
-from actors.session import BrowserGone, BrowserSession, OffSiteError, SessionBroken, Slot
-from config.job import JobSpec, OpenMode
-from config.records import Container, Phase, Problem, Record, Status, domain_of
+from landmark.actors.learner import Deadlines, PerformanceLearner
+from landmark.actors.session import BrowserGone, BrowserSession, OffSiteError, SessionBroken, Slot
+from landmark.config.job import JobSpec, OpenMode
+from landmark.config.records import Container, Phase, Problem, Record, Status, domain_of
+from playwright.async_api import Error as PlaywrightError
 
 ERROR_SELECTOR = "[role=alert]"
 SEEK_MAX_STEPS = 10_000

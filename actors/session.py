@@ -32,17 +32,16 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from landmark.actors.browser import FoundBrowser, find_browser, launch_browser
+from landmark.actors.extraction import LANDMARKS_JS
+from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.config.job import JobSpec
+from landmark.config.records import domain_of
+from landmark.config.settings import Settings
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from actors.browser import FoundBrowser, find_browser, launch_browser
-from actors.extraction import LANDMARKS_JS
-from actors.process_tree import pss_of, tree_pids
-from config.job import JobSpec
-from config.records import domain_of
-from config.settings import Settings
-
-GALLERY_JS = resources.files("actors").joinpath("gallery.js").read_text(encoding="utf-8")
+GALLERY_JS = resources.files("landmark.actors").joinpath("gallery.js").read_text(encoding="utf-8")
 RSS_CHECK_EVERY = 50
 CLOSE_DEADLINE_S = 5.0  # closing a page, a context or a browser; past it, relaunch
 CLOSE_REISSUE_S = 1.0  # a page not closed this long after asking is asked again (CDP)

@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from actors.browser import FoundBrowser
-from actors.discovery import Discovery
-from actors.dom_cache import DomCache
-from actors.learner import PerformanceLearner
-from actors.reader import ContainerReader
-from actors.session import BrowserSession
-from config.job import JobSpec
-from config.records import Container, Record, hosts_of
+from landmark.actors.browser import FoundBrowser
+from landmark.actors.discovery import Discovery
+from landmark.actors.dom_cache import DomCache
+from landmark.actors.learner import PerformanceLearner
+from landmark.actors.reader import ContainerReader
+from landmark.actors.session import BrowserSession
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record, hosts_of
 
 
 class BrowserWorker:

@@ -1,16 +1,17 @@
-"""``python -m benchmarks SCENARIO [options]``: the same as ``landmark bench``."""
+"""``python -m landmark.benchmarks SCENARIO [options]``: the same as ``landmark bench``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks.harness import add_bench_arguments, run_bench_command
+from landmark.benchmarks.harness import add_bench_arguments, run_bench_command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description="Research load tests against the Gallery site."
+        prog="python -m landmark.benchmarks",
+        description="Research load tests against the Gallery site.",
     )
     add_bench_arguments(parser)
     return run_bench_command(parser.parse_args(argv))

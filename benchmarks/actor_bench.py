@@ -1,4 +1,4 @@
-"""``python -m benchmarks.actor_bench``: one BrowserWorker against the Gallery site, no Ray.
+"""``python -m landmark.benchmarks.actor_bench``: one BrowserWorker on the Gallery site, no Ray.
 
 Issue 3's figures, printed: what one container costs us beyond the site's own
 latency (concurrency 1), what one worker with several pages sustains, the same
@@ -31,19 +31,18 @@ from typing import Any
 from urllib.parse import urljoin
 
 import psutil
-
-from actors.browser import FoundBrowser, find_browser, launch_browser
-from actors.dom_cache import DomCache
-from actors.learner import DEFAULT_CHAIN, PerformanceLearner
-from actors.worker import BrowserWorker
-from benchmarks.contenders.bare import OPEN_CARD_JS, STEP_TIMEOUT_MS
-from benchmarks.contenders.fields import EXAMPLE_JOB, READ_ROWS_JS, fields_from_rows
-from benchmarks.scoring import score
-from benchmarks.site import SiteConfig, class_prefix, start_site_process
-from config.job import JobSpec
-from config.loading import load_job
-from config.records import Container, Record
-from config.settings import Settings
+from landmark.actors.browser import FoundBrowser, find_browser, launch_browser
+from landmark.actors.dom_cache import DomCache
+from landmark.actors.learner import DEFAULT_CHAIN, PerformanceLearner
+from landmark.actors.worker import BrowserWorker
+from landmark.benchmarks.contenders.bare import OPEN_CARD_JS, STEP_TIMEOUT_MS
+from landmark.benchmarks.contenders.fields import EXAMPLE_JOB, READ_ROWS_JS, fields_from_rows
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import SiteConfig, class_prefix, start_site_process
+from landmark.config.job import JobSpec
+from landmark.config.loading import load_job
+from landmark.config.records import Container, Record
+from landmark.config.settings import Settings
 
 MODES = ("click", "link")
 SEQUENTIAL_MAX = 200  # containers per concurrency-1 run
@@ -602,7 +601,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.actor_bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m landmark.benchmarks.actor_bench", description=__doc__
+    )
     parser.add_argument("--items", type=_positive, default=400, help="gallery items")
     parser.add_argument("--pages", type=_positive, default=4, help="pages in the throughput runs")
     parser.add_argument("--mode", choices=[*MODES, "both"], default="both")

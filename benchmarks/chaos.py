@@ -31,16 +31,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from random import Random
 from typing import Any
 
 import psutil
 import yaml
-
-from benchmarks.scenarios import reset_site
-from benchmarks.scoring import score
-from benchmarks.site import SiteConfig, start_site_process
+from landmark.benchmarks.scenarios import reset_site
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import SiteConfig, start_site_process
 
 TARGETS = (
     "chromium-launch",
@@ -112,7 +112,7 @@ def run_trial(trial: Trial, site: Any, folder: Path) -> None:
 
 def _write_job(folder: Path, url: str) -> Path:
     folder.mkdir(parents=True)
-    example = Path(__file__).resolve().parent.parent / "config" / "examples" / "gallery.yaml"
+    example = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
     job = yaml.safe_load(example.read_text())
     job["sources"]["urls"] = [url]
     job["output"] = {"dir": str(folder / "out")}

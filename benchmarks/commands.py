@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from coordinator.cli import UsageError, add_run_options
+from landmark.coordinator.cli import UsageError, add_run_options
 
 
 def add_demo(commands: argparse._SubParsersAction) -> None:
@@ -30,13 +30,13 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from benchmarks.demo import run_demo
+    from landmark.benchmarks.demo import run_demo
 
     return run_demo(args)
 
 
 def add_site(commands: argparse._SubParsersAction) -> None:
-    from benchmarks.site.config import add_site_arguments
+    from landmark.benchmarks.site.config import add_site_arguments
 
     site = commands.add_parser("site", help="serve the synthetic Gallery site on 127.0.0.1")
     add_site_arguments(site)
@@ -44,7 +44,7 @@ def add_site(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_site(args: argparse.Namespace) -> int:
-    from benchmarks.site import SiteConfigError, run_site, site_config_from_args
+    from landmark.benchmarks.site import SiteConfigError, run_site, site_config_from_args
 
     try:
         config = site_config_from_args(args)
@@ -54,7 +54,7 @@ def _run_site(args: argparse.Namespace) -> int:
 
 
 def add_bench(commands: argparse._SubParsersAction) -> None:
-    from benchmarks.harness import add_bench_arguments
+    from landmark.benchmarks.harness import add_bench_arguments
 
     bench = commands.add_parser("bench", help="research load tests (see benchmarks/README.md)")
     add_bench_arguments(bench)
@@ -62,6 +62,6 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.harness import run_bench_command
+    from landmark.benchmarks.harness import run_bench_command
 
     return run_bench_command(args)

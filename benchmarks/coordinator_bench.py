@@ -1,4 +1,4 @@
-"""``python -m benchmarks.coordinator_bench``: the Coordinator alone, with no-op actors.
+"""``python -m landmark.benchmarks.coordinator_bench``: the Coordinator alone, with no-op actors.
 
 Issue 4's figure: containers per second through discovery, dispatch, Ray
 calls, the ledger, merge and the JSONL sink, with ``NoopActor``s
@@ -26,14 +26,13 @@ from shutil import rmtree, which
 from typing import Any
 
 import psutil
-
-from benchmarks.contenders.fields import EXAMPLE_JOB
-from benchmarks.noop_actor import NoopActor
-from config.loading import load_job
-from coordinator.actor import Coordinator
-from coordinator.driver import prepare_store
-from coordinator.store import JobIdentity
-from coordinator.store_config import StoreConfig
+from landmark.benchmarks.contenders.fields import EXAMPLE_JOB
+from landmark.benchmarks.noop_actor import NoopActor
+from landmark.config.loading import load_job
+from landmark.coordinator.actor import Coordinator
+from landmark.coordinator.driver import prepare_store
+from landmark.coordinator.store import JobIdentity
+from landmark.coordinator.store_config import StoreConfig
 
 SOURCE = "http://127.0.0.1:9/"  # never opened: NoopActor discovers without a browser
 POLL_S = 0.005  # progress polling until the first record, then none
@@ -51,8 +50,7 @@ class NoopCoordinator(Coordinator):
 def start_ray(actors: int, attempts: int = RAY_START_ATTEMPTS) -> bool:
     """A local Ray; on a busy machine its 30 s node start-up limit can pass, so try again."""
     import ray
-
-    from coordinator.ray_setup import init_ray
+    from landmark.coordinator.ray_setup import init_ray
 
     for attempt in range(1, attempts + 1):
         try:
@@ -225,7 +223,7 @@ def print_figures(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.coordinator_bench", description=__doc__.split("\n")[0]
+        prog="python -m landmark.benchmarks.coordinator_bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--containers", type=_positive, default=100_000)
     parser.add_argument("--actors", type=_positive, default=2)

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.dead_domain``: how long a job against a dead host takes to end.
+"""``python -m landmark.benchmarks.dead_domain``: how long a job against a dead host takes to end.
 
 A host that refuses every connection (a loopback port nothing listens on), N item pages
 on it (``open: self``), the job's default retries and breaker, real BrowserActors. The
@@ -17,9 +17,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from config.job import JobSpec
-from coordinator.driver import run_job
-from coordinator.store import read_results
+from landmark.config.job import JobSpec
+from landmark.coordinator.driver import run_job
+from landmark.coordinator.store import read_results
 
 
 def closed_port() -> int:
@@ -29,7 +29,9 @@ def closed_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dead_domain", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m landmark.benchmarks.dead_domain", description=__doc__
+    )
     parser.add_argument("--containers", type=int, default=300)
     parser.add_argument("--actors", type=int, default=2)
     args = parser.parse_args(argv)

@@ -14,17 +14,16 @@ import socket
 from importlib import resources
 from pathlib import Path
 
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import SiteConfig, start_site_process
+from landmark.benchmarks.site.config import DEFAULT_PORT, HOST
+from landmark.config.loading import load_job
+from landmark.coordinator.driver import check_browser, exit_status, job_overrides, run_job
+from landmark.coordinator.report import print_summary
+from landmark.coordinator.store import read_results
 from rich.console import Console
 
-from benchmarks.scoring import score
-from benchmarks.site import SiteConfig, start_site_process
-from benchmarks.site.config import DEFAULT_PORT, HOST
-from config.loading import load_job
-from coordinator.driver import check_browser, exit_status, job_overrides, run_job
-from coordinator.report import print_summary
-from coordinator.store import read_results
-
-EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+EXAMPLE_JOB = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 
 
 def _demo_port() -> int:

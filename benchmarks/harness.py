@@ -1,7 +1,7 @@
 """``landmark bench``: run research scenarios against the Gallery site, write JSON and RESULTS.md.
 
 The CLI (coordinator/cli.py) calls ``add_bench_arguments`` to define the
-subcommand and ``run_bench_command`` to run it; ``python -m benchmarks`` does
+subcommand and ``run_bench_command`` to run it; ``python -m landmark.benchmarks`` does
 the same. Every scenario writes ``benchmarks/results/<scenario>-<time>.json``
 (machine, versions, command, parameters, every run); ``landmark bench
 report`` rebuilds ``benchmarks/RESULTS.md`` from the newest file of each
@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-from benchmarks.report import chaos_table, write_report
-from benchmarks.scenarios import SCENARIOS, Bench
+from landmark.benchmarks.report import chaos_table, write_report
+from landmark.benchmarks.scenarios import SCENARIOS, Bench
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -82,7 +81,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     chaos.add_argument(
         "--targets", type=_names, metavar="TARGET,...", help="what to kill (default: each in turn)"
     )
-    from benchmarks.hostile import add_hostile_arguments
+    from landmark.benchmarks.hostile import add_hostile_arguments
 
     add_hostile_arguments(parser)
     accuracy = parser.add_argument_group("accuracy (real pages; see benchmarks/accuracy/)")
@@ -179,8 +178,8 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[package] = None
     try:
-        from actors.browser import find_browser
-        from config.settings import Settings
+        from landmark.actors.browser import find_browser
+        from landmark.config.settings import Settings
 
         browser = find_browser(Settings.from_env().browser)
         found["chromium"] = f"{browser.version()} ({browser.path})"
@@ -192,7 +191,7 @@ def versions() -> dict[str, str | None]:
 def _chaos(args: argparse.Namespace) -> int:
     """Kill trials; JSON in the results folder and the table on stdout. The report is not
     rebuilt here: it is built from every scenario's newest file (``landmark bench report``)."""
-    from benchmarks.chaos import TARGETS, as_documents, run_chaos, table
+    from landmark.benchmarks.chaos import TARGETS, as_documents, run_chaos, table
 
     targets = tuple(args.targets or TARGETS)
     unknown = sorted(set(targets) - set(TARGETS))
@@ -235,7 +234,7 @@ def _chaos(args: argparse.Namespace) -> int:
 def _hostile(args: argparse.Namespace) -> int:
     """Every hostile page as a real job; the table on stdout, JSON in the results folder.
     1 if any row is unbounded or left a file behind."""
-    from benchmarks.hostile import pick, run_hostile, table, write_document
+    from landmark.benchmarks.hostile import pick, run_hostile, table, write_document
 
     try:
         names = pick(args.only)
@@ -258,7 +257,13 @@ def _hostile(args: argparse.Namespace) -> int:
 def _accuracy(args: argparse.Namespace) -> int:
     """Each site's job over its real pages; the table on stdout, JSON in the results folder.
     1 if a site's run failed (a low score is a figure, not a failure)."""
-    from benchmarks.accuracy.suite import find_sites, pick, run_suite, table, write_document
+    from landmark.benchmarks.accuracy.suite import (
+        find_sites,
+        pick,
+        run_suite,
+        table,
+        write_document,
+    )
 
     try:
         sites = pick(find_sites(), args.sites)
@@ -315,7 +320,7 @@ def _cpu_model() -> str:
 def _command_line() -> str:
     program = Path(sys.argv[0]).name
     if program in {"__main__.py", "-m"}:
-        program = "python -m benchmarks"
+        program = "python -m landmark.benchmarks"
     return " ".join([program, *map(shlex.quote, sys.argv[1:])])
 
 

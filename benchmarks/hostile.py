@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-from actors.process_tree import pss_of, tree_pids
-from config.job import JobSpec
+from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.config.job import JobSpec
 
 BOUND_S = 150.0  # a run not over by then is unbounded (its own deadlines are seconds)
 CANCEL_GRACE_S = 60.0  # after a cancel, in-flight containers finish within their deadlines
@@ -161,7 +160,7 @@ def run_scenario(
     scenario: Scenario, site_url: str, folder: Path, bound_s: float = BOUND_S, **overrides: Any
 ) -> Row:
     """Run the scenario's job to its end (or the bound) and judge what it left."""
-    from coordinator.store import read_results
+    from landmark.coordinator.store import read_results
 
     out = folder / scenario.name
     job = scenario.job(site_url, out, **overrides)
@@ -182,7 +181,7 @@ def run_scenario(
 
 def run_bounded(job: JobSpec, bound_s: float) -> tuple[dict[str, Any] | None, str | None]:
     """``run_job`` in a thread; past ``bound_s`` the run is cancelled: (summary, problem)."""
-    from coordinator.driver import run_job
+    from landmark.coordinator.driver import run_job
 
     outcome: dict[str, Any] = {}
 
@@ -206,8 +205,7 @@ def run_bounded(job: JobSpec, bound_s: float) -> tuple[dict[str, Any] | None, st
 
 def _cancel(job_name: str) -> None:
     import ray
-
-    from coordinator.ray_setup import NAMESPACE, coordinator_name
+    from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 
     with contextlib.suppress(ValueError, ray.exceptions.RayError):
         coordinator = ray.get_actor(coordinator_name(job_name), namespace=NAMESPACE)
@@ -294,8 +292,8 @@ def run_hostile(
     """Start the hostile site and a local Ray, run each named scenario; the rows."""
     import tempfile
 
-    from benchmarks.site.hostile import HostileSite
-    from coordinator.ray_setup import init_ray
+    from landmark.benchmarks.site.hostile import HostileSite
+    from landmark.coordinator.ray_setup import init_ray
 
     init_ray(None, 1)  # here, on the main thread: each run then reuses it
     rows = []
@@ -374,7 +372,7 @@ def write_document(
     rows: list[Row], results_dir: Path, started: datetime, context: dict[str, Any]
 ) -> Path:
     """``hostile-<time>.json`` beside the other scenarios' (``landmark bench report``)."""
-    from benchmarks.report import save_result
+    from landmark.benchmarks.report import save_result
 
     document = {
         "runs": as_documents(rows),

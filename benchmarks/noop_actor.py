@@ -26,10 +26,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import ray
-
-from actors.protocol import WORKER_OPTIONS
-from config.job import JobSpec
-from config.records import Container, Phase, Record, Status
+from landmark.actors.protocol import WORKER_OPTIONS
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Phase, Record, Status
 
 CHUNK = 1000  # containers per discovery chunk, as a long gallery yields them
 ENDLESS_CHUNK = 10

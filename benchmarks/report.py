@@ -354,7 +354,7 @@ def _chaos(doc: dict[str, Any]) -> list[str]:
 
 def _hostile(doc: dict[str, Any]) -> list[str]:
     """The hostile pages (``benchmarks/hostile.py``): the table as the command printed it."""
-    from benchmarks.hostile import Row, table
+    from landmark.benchmarks.hostile import Row, table
 
     names = Row.__dataclass_fields__
     rows = [Row(**{k: v for k, v in row.items() if k in names}) for row in doc.get("runs", [])]
@@ -363,7 +363,7 @@ def _hostile(doc: dict[str, Any]) -> list[str]:
 
 def _accuracy(doc: dict[str, Any]) -> list[str]:
     """Real pages (``benchmarks/accuracy/``): precision, recall and F1 per site and field."""
-    from benchmarks.accuracy.suite import SiteResult, table
+    from landmark.benchmarks.accuracy.suite import SiteResult, table
 
     results = []
     for run in doc.get("runs", []):
@@ -393,7 +393,7 @@ def _accuracy(doc: dict[str, Any]) -> list[str]:
 
 
 def _field_scores(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from benchmarks.accuracy.scoring import FieldScore
+    from landmark.benchmarks.accuracy.scoring import FieldScore
 
     keys = ("tp", "fp", "fn", "support")
     return {name: FieldScore(**{k: counts[k] for k in keys}) for name, counts in scores.items()}

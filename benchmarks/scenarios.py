@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import (
+from landmark.benchmarks.contenders import (
     ContenderProcess,
     Kind,
     Mode,
@@ -29,8 +29,8 @@ from benchmarks.contenders import (
     Samples,
     WorkerError,
 )
-from benchmarks.scoring import score
-from benchmarks.site import SiteConfig, start_site_process
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import SiteConfig, start_site_process
 
 GiB = 2**30
 START_ATTEMPTS = 2

@@ -1,6 +1,6 @@
 """Put landmark's dashboard into a Grafana: a Prometheus data source, then the dashboard.
 
-    python -m cluster.provision_grafana --url http://127.0.0.1:3000 --token TOKEN \\
+    python -m landmark.cluster.provision_grafana --url http://127.0.0.1:3000 --token TOKEN \\
         --prometheus http://127.0.0.1:9090
 
 Both steps are idempotent (the data source is found by name and updated, the
@@ -176,7 +176,7 @@ def _seconds(text: str) -> timedelta:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m cluster.provision_grafana",
+        prog="python -m landmark.cluster.provision_grafana",
         description="Create/update a Prometheus data source in Grafana and upload landmark's "
         "dashboard (cluster/grafana/landmark-dashboard.json).",
     )

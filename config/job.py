@@ -13,17 +13,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
+from landmark.config.fields import FieldSpec
+from landmark.config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
+from landmark.config.spec_base import MAX_WAIT, Spec, Text, check_one_group
+from landmark.config.units import ByteSize, Duration, Limit, ResourceLimit
 from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-
-from config.fields import FieldSpec
-from config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
-from config.spec_base import MAX_WAIT, Spec, Text, check_one_group
-from config.units import ByteSize, Duration, Limit, ResourceLimit
 
 
 class OpenMode(StrEnum):

@@ -7,17 +7,19 @@ and exits with status 2.
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from landmark.config.job import JobSpec
+from landmark.config.sources import SourcesFileError
 from pydantic import ValidationError
 
-from config.job import JobSpec
-from config.sources import SourcesFileError
-
 MAX_JOB_FILE_BYTES = 4 * 2**20
+MAPPING_ORIGIN = Path("<job mapping>")  # what errors name for a job given as a mapping
 
 
 class JobFileError(Exception):
@@ -94,10 +96,16 @@ def parse_job_text(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def load_job(path: str | Path, overrides: dict[str, Any] | None = None) -> JobSpec:
-    """Load and validate a job file; ``overrides`` (dotted keys) are applied before validation."""
-    path = Path(path)
-    data = parse_job_text(_read_job_text(path), path)
+def load_job(
+    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> JobSpec:
+    """Load and validate a job file (or a job given as a mapping); ``overrides`` (dotted
+    keys such as ``budget.actors``) are applied before validation, so errors name them."""
+    if isinstance(source, Mapping):
+        path, data = MAPPING_ORIGIN, copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        data = parse_job_text(_read_job_text(path), path)
     for dotted, value in (overrides or {}).items():
         _set_dotted(path, data, dotted, value)
     try:
@@ -141,11 +149,23 @@ def _check_sources_file(path: Path, job: JobSpec) -> None:
 
 
 def _set_dotted(path: Path, data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` (a number picks a list item: ``fields.0.css``), making mappings on the
+    way; a path through something that is neither is one readable problem."""
     *parents, last = dotted.split(".")
-    node = data
-    for depth, key in enumerate(parents):
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            where = ".".join(parents[: depth + 1])
-            raise JobFileError(path, [f"{where}: expected a mapping, to set {dotted}"])
-    node[last] = value
+    if not all(dotted.split(".")):
+        raise JobFileError(path, [f"{dotted!r}: not a setting path (write it as output.dir)"])
+    node: Any = data
+    for depth, key in enumerate([*parents, last]):
+        where = ".".join(parents[:depth]) or "(top level)"
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise JobFileError(path, [f"{where}: has {len(node)} item(s); no item {key!r}"])
+            index: Any = int(key)
+        elif isinstance(node, dict):
+            index = key
+        else:
+            raise JobFileError(path, [f"{where}: not a mapping or list, cannot set {dotted}"])
+        if depth == len(parents):
+            node[index] = value
+        else:
+            node = node.setdefault(index, {}) if isinstance(node, dict) else node[index]

@@ -23,18 +23,17 @@ from collections import Counter
 from typing import Any
 
 import ray
+from landmark.actors.browser_actor import BrowserActor
+from landmark.config.job import JobSpec, OpenMode
+from landmark.config.records import Container, Record, hosts_of
+from landmark.coordinator.crew import Crew, StartFailed, short_error
+from landmark.coordinator.discovering import DiscoveryRunner
+from landmark.coordinator.output import RunOutput
+from landmark.coordinator.run_stats import RunStats
+from landmark.coordinator.scheduler import Assignment, Scheduler
+from landmark.coordinator.store import JobIdentity, StoreError
+from landmark.coordinator.store_config import StoreConfig
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
-
-from actors.browser_actor import BrowserActor
-from config.job import JobSpec, OpenMode
-from config.records import Container, Record, hosts_of
-from coordinator.crew import Crew, StartFailed, short_error
-from coordinator.discovering import DiscoveryRunner
-from coordinator.output import RunOutput
-from coordinator.run_stats import RunStats
-from coordinator.scheduler import Assignment, Scheduler
-from coordinator.store import JobIdentity, StoreError
-from coordinator.store_config import StoreConfig
 
 logger = logging.getLogger("landmark.coordinator")
 
@@ -402,7 +401,7 @@ class Coordinator:
             self.output.close()
 
     def summary(self) -> dict[str, Any]:
-        from coordinator.summary import build_summary
+        from landmark.coordinator.summary import build_summary
 
         return build_summary(self)
 

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from config.job import RetrySpec
+from landmark.config.job import RetrySpec
 
 REASONS_KEPT = 3
 

@@ -61,7 +61,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from config.job import BudgetSpec
+from landmark.config.job import BudgetSpec
 
 BASELINE_ALPHA = 0.005
 CURRENT_ALPHA = 0.1

@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from actors.browser import BrowserNotFoundError
-from config.loading import JobFileError
-from config.settings import SettingsError
-from coordinator.driver import RunFailedError
-from coordinator.preflight import BudgetError, OutputError
-from coordinator.store import JobChangedError, StoreError
-from coordinator.store_config import StoreUrlError
+from landmark.actors.browser import BrowserNotFoundError
+from landmark.config.loading import JobFileError
+from landmark.config.settings import SettingsError
+from landmark.coordinator.driver import RunFailedError
+from landmark.coordinator.preflight import BudgetError, OutputError
+from landmark.coordinator.store import JobChangedError, StoreError
+from landmark.coordinator.store_config import StoreUrlError
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMAND_GROUP = "landmark.commands"
@@ -32,8 +32,8 @@ class UsageError(Exception):
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from config.loading import load_job
-    from coordinator.preflight import check_output
+    from landmark.config.loading import load_job
+    from landmark.coordinator.preflight import check_output
 
     job = load_job(args.job)
     check_output(job.output.dir, (job.output.results, job.output.summary), create=False)
@@ -45,19 +45,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from coordinator.doctor import doctor
+    from landmark.coordinator.doctor import doctor
 
     return doctor(browser=args.browser, store=args.store)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from coordinator.driver import run_job_command
+    from landmark.coordinator.driver import run_job_command
 
     return run_job_command(args)
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    from coordinator.control import NoSuchRunError, control_command
+    from landmark.coordinator.control import NoSuchRunError, control_command
 
     try:
         return control_command(args)
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
     run.set_defaults(handler=_cmd_run)
 
-    from coordinator.control import add_control_arguments
+    from landmark.coordinator.control import add_control_arguments
 
     control = commands.add_parser(
         "control", help="pause, resume, cancel or show a running job (from another shell)"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from coordinator.progress import describe
-from coordinator.ray_setup import NAMESPACE, coordinator_name
+from landmark.coordinator.progress import describe
+from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 
 ACTIONS = ("status", "pause", "resume", "cancel")
 

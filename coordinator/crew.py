@@ -16,10 +16,9 @@ import logging
 from typing import Any
 
 import ray
+from landmark.actors.metrics_actor import create_metrics_actor
+from landmark.config.job import JobSpec
 from ray.exceptions import RayError
-
-from actors.metrics_actor import create_metrics_actor
-from config.job import JobSpec
 
 logger = logging.getLogger("landmark.coordinator")
 

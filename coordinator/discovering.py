@@ -19,13 +19,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from landmark.actors.protocol import CutShort
+from landmark.coordinator.crew import short_error
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
-from actors.protocol import CutShort
-from coordinator.crew import short_error
-
 if TYPE_CHECKING:
-    from coordinator.actor import Coordinator
+    from landmark.coordinator.actor import Coordinator
 
 logger = logging.getLogger("landmark.coordinator")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from actors.browser import BrowserNotFoundError, find_browser
-from config.settings import Settings
+from landmark.actors.browser import BrowserNotFoundError, find_browser
+from landmark.config.settings import Settings
 
 
 def _package_version(name: str) -> str:
@@ -20,8 +20,8 @@ def _store_status(url: str | None) -> tuple[str, bool]:
     """The store runs would use, and whether it answers (the password never shown)."""
     if not url:
         return "local: state and records under each run's output folder", True
-    from coordinator.redis_store import redis_health
-    from coordinator.store_config import redact_url
+    from landmark.coordinator.redis_store import redis_health
+    from landmark.coordinator.store_config import redact_url
 
     healthy, detail = redis_health(url)
     return f"redis {redact_url(url)}: {detail}", healthy

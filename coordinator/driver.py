@@ -18,14 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors.browser import find_browser
-from config.job import JobSpec
-from config.loading import load_job
-from config.settings import Settings
-from coordinator.preflight import check_actors_fit, check_output
-from coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
-from coordinator.store import JobChangedError, JobIdentity, Prior
-from coordinator.store_config import StoreConfig
+from landmark.actors.browser import find_browser
+from landmark.config.job import JobSpec
+from landmark.config.loading import load_job
+from landmark.config.settings import Settings
+from landmark.coordinator.preflight import check_actors_fit, check_output
+from landmark.coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
+from landmark.coordinator.store import JobChangedError, JobIdentity, Prior
+from landmark.coordinator.store_config import StoreConfig
 
 COORDINATOR_RESTARTS = 3
 
@@ -122,8 +122,8 @@ def run_job(
 
 
 def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> dict[str, Any]:
-    from coordinator.progress import ProgressView
-    from coordinator.run_follower import CoordinatorDied, follow_run
+    from landmark.coordinator.progress import ProgressView
+    from landmark.coordinator.run_follower import CoordinatorDied, follow_run
 
     view = ProgressView(enabled=show_progress)
     with view:
@@ -143,9 +143,8 @@ def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> 
 
 def _start_coordinator(job, sources, store, actor_class):
     import ray
+    from landmark.coordinator.actor import RemoteCoordinator
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from coordinator.actor import RemoteCoordinator
 
     name = coordinator_name(job.name)
     try:
@@ -168,7 +167,7 @@ def _say(message: str) -> None:
 
 
 def run_job_command(args: argparse.Namespace) -> int:
-    from coordinator.report import print_summary
+    from landmark.coordinator.report import print_summary
 
     job = load_job(args.job, job_overrides(args))
     check_browser(job)

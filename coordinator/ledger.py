@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import NamedTuple
 
-from config.job import RetrySpec
-from config.records import Container, Phase, Problem, Record, Status, domain_of
-from coordinator.pending import Accept, PendingQueue
+from landmark.config.job import RetrySpec
+from landmark.config.records import Container, Phase, Problem, Record, Status, domain_of
+from landmark.coordinator.pending import Accept, PendingQueue
 
 PREFER_WINDOW = 64  # queue entries ``prefer`` looks at per lease call, across lanes
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config.records import Container, Record
-from coordinator.store import (
+from landmark.config.records import Container, Record
+from landmark.coordinator.store import (
     JobIdentity,
     JsonlSink,
     Prior,

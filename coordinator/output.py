@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from config.job import JobSpec
-from config.records import Container, Record, Status
-from coordinator.run_stats import RunStats
-from coordinator.store import (
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record, Status
+from landmark.coordinator.run_stats import RunStats
+from landmark.coordinator.store import (
     JobIdentity,
     RecordCache,
     Resumed,
@@ -24,7 +24,7 @@ from coordinator.store import (
     cache_key,
     cache_spec_hash,
 )
-from coordinator.store_config import StoreConfig
+from landmark.coordinator.store_config import StoreConfig
 
 
 class RunOutput:

@@ -23,7 +23,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 
-from config.records import Container
+from landmark.config.records import Container
 
 Accept = Callable[[Container], bool]
 

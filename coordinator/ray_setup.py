@@ -8,10 +8,14 @@ the job's own runtime environment is kept.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +26,8 @@ DEFAULT_TOKEN = Path.home() / ".ray" / "auth_token"
 LOOPBACK = "127.0.0.1"
 JOIN_PROBE_TIMEOUT_S = 5.0  # a head that does not accept a TCP connection in 5 s is not there
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_EXCLUDES = [".venv", "runs", ".git", "**/__pycache__", "benchmarks/results"]
+SUBPACKAGES = ("actors", "benchmarks", "cluster", "config", "coordinator")
+NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "results", "*.html.gz", "runs")
 
 
 class RayStartError(RuntimeError):
@@ -127,7 +131,7 @@ def _join(address: str) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
     options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
     if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
-        options["runtime_env"] = {"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES}
+        options["runtime_env"] = {"py_modules": [str(shipped_package())]}
     try:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
@@ -140,3 +144,29 @@ def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return True
     return DEFAULT_TOKEN.is_file()
+
+
+@cache
+def shipped_package() -> Path:
+    """The ``landmark`` package as one folder, for Ray to ship to the cluster's nodes.
+
+    An installed wheel is one folder already. An editable install maps the repository's
+    folders (``actors/`` is ``landmark.actors``), so they are copied into one staging
+    folder; Ray uploads a folder once per content hash, so an unchanged tree is not sent
+    again. Shipping the package, not the caller's directory, keeps a user's own files
+    (and their ``config.py``) off the nodes.
+    """
+    import importlib
+
+    import landmark
+
+    root = Path(landmark.__file__).resolve().parent
+    if all((root / name / "__init__.py").is_file() for name in SUBPACKAGES):
+        return root
+    stage = Path(tempfile.mkdtemp(prefix="landmark-ship-")) / "landmark"
+    shutil.copytree(root, stage, ignore=NOT_SHIPPED)
+    for name in SUBPACKAGES:
+        module = importlib.import_module(f"landmark.{name}")
+        shutil.copytree(Path(module.__file__).resolve().parent, stage / name, ignore=NOT_SHIPPED)
+    atexit.register(shutil.rmtree, stage.parent, ignore_errors=True)
+    return stage

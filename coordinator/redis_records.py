@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from config.records import Record
-from coordinator.redis_store import DOWN, RECORDS_PER_CALL, connect, job_prefix
-from coordinator.store import JsonlSink, finished_in
-from coordinator.store_config import redact_url
+from landmark.config.records import Record
+from landmark.coordinator.redis_store import DOWN, RECORDS_PER_CALL, connect, job_prefix
+from landmark.coordinator.store import JsonlSink, finished_in
+from landmark.coordinator.store_config import redact_url
 
 MIRROR_BATCH = 2_000
 # ARGV: ttl s, then (key, record JSON) pairs: the record cache, written in bulk.

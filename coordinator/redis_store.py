@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
-from config.records import Container, Record
-from coordinator.store import (
+from landmark.config.records import Container, Record
+from landmark.coordinator.store import (
     JobIdentity,
     Prior,
     Resumed,
@@ -47,7 +46,7 @@ from coordinator.store import (
     container_from_json,
     container_to_json,
 )
-from coordinator.store_config import redact_url
+from landmark.coordinator.store_config import redact_url
 
 SOCKET_TIMEOUT_S = 5.0
 OWNER_TTL_MS = 15_000  # a coordinator that stops refreshing its claim loses it after this

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
+from landmark.coordinator.crew import short_error
+from landmark.coordinator.store_config import StoreConfig
 from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayTaskError
-
-from coordinator.crew import short_error
-from coordinator.store_config import StoreConfig
 
 PROGRESS_INTERVAL_S = 0.5
 PROGRESS_CALL_S = 10.0
@@ -30,7 +29,7 @@ class CoordinatorDied(Exception):
 
 def follow_run(coordinator: Any, view: Any, store: StoreConfig, say: Callable[[str], None]):
     """Wait for ``coordinator.run()``, updating ``view``; returns the summary."""
-    from coordinator.driver import RunFailedError
+    from landmark.coordinator.driver import RunFailedError
 
     mirror = store.open_mirror()
     done = coordinator.run.remote()

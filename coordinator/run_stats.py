@@ -11,8 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from actors.learner import percentile
-from config.records import Record, Status
+from landmark.actors.learner import percentile
+from landmark.config.records import Record, Status
 
 LATENCY_RESERVOIR = 10_000
 RATE_WINDOW_S = 10.0

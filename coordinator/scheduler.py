@@ -31,12 +31,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from config.job import JobSpec, OpenMode
-from config.records import Container, Phase, Record, Status, domain_of
-from coordinator.breaker import CircuitBreaker
-from coordinator.budget import Budget
-from coordinator.ledger import Lease, Ledger, Outcome
-from coordinator.roster import ActorEntry, Roster
+from landmark.config.job import JobSpec, OpenMode
+from landmark.config.records import Container, Phase, Record, Status, domain_of
+from landmark.coordinator.breaker import CircuitBreaker
+from landmark.coordinator.budget import Budget
+from landmark.coordinator.ledger import Lease, Ledger, Outcome
+from landmark.coordinator.roster import ActorEntry, Roster
 
 
 class WakeCause(StrEnum):

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.job import JobSpec
-from config.records import Container, Record, domain_of
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record, domain_of
 
 FLUSH_EVERY = 256
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from config.job import JobSpec
-from coordinator.store import RecordCache, RunStore
+from landmark.config.job import JobSpec
+from landmark.coordinator.store import RecordCache, RunStore
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 _USERINFO = re.compile(r"^([^:/?#]*://[^:@/?#]*):[^@/?#]*@")
@@ -75,10 +75,10 @@ class StoreConfig:
 
     def open_store(self) -> RunStore:
         if self.redis_url:
-            from coordinator.redis_store import RedisStore
+            from landmark.coordinator.redis_store import RedisStore
 
             return RedisStore(self.redis_url, self.out_dir, self.results)
-        from coordinator.local_store import LocalStore
+        from landmark.coordinator.local_store import LocalStore
 
         return LocalStore(self.out_dir, self.results)
 
@@ -86,7 +86,7 @@ class StoreConfig:
         """With Redis, the driver copies the records stream into ``results.jsonl``."""
         if not self.redis_url:
             return None
-        from coordinator.redis_records import ResultsMirror
+        from landmark.coordinator.redis_records import ResultsMirror
 
         return ResultsMirror(self.redis_url, self.out_dir, self.results, self.job_name)
 
@@ -94,9 +94,9 @@ class StoreConfig:
         if not self.cache:
             return None
         if self.redis_url:
-            from coordinator.redis_records import RedisRecordCache
+            from landmark.coordinator.redis_records import RedisRecordCache
 
             return RedisRecordCache(self.redis_url, self.cache_ttl_s)
-        from coordinator.local_store import LocalRecordCache
+        from landmark.coordinator.local_store import LocalRecordCache
 
         return LocalRecordCache(self.out_dir, self.cache_ttl_s)

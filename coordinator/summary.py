@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coordinator.actor import Coordinator
+    from landmark.coordinator.actor import Coordinator
 
 
 def build_summary(coordinator: Coordinator) -> dict[str, Any]:

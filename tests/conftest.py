@@ -36,8 +36,8 @@ def run(event_loop_runner):
 
 @pytest.fixture(scope="session")
 def found_browser():
-    from actors.browser import BrowserNotFoundError, find_browser
-    from config.settings import Settings
+    from landmark.actors.browser import BrowserNotFoundError, find_browser
+    from landmark.config.settings import Settings
 
     try:
         return find_browser(Settings.from_env().browser)
@@ -48,9 +48,8 @@ def found_browser():
 @pytest.fixture(scope="session")
 def browser(run, found_browser):
     """One Chromium for every browser test; each test makes its own context."""
+    from landmark.actors.browser import launch_browser
     from playwright.async_api import async_playwright
-
-    from actors.browser import launch_browser
 
     manager = async_playwright()
     playwright = run(manager.start())
@@ -74,8 +73,7 @@ def ray_session():
     """One local Ray for the session, as a run starts it: loopback only, token auth on,
     8 logical CPUs' worth of slots, no dashboard."""
     import ray
-
-    from coordinator.ray_setup import start_local_ray
+    from landmark.coordinator.ray_setup import start_local_ray
 
     if not ray.is_initialized():
         start_local_ray(num_cpus=8, log_to_driver=False)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from benchmarks.accuracy.scoring import FieldScore
-from benchmarks.site.runner import serve_in_thread
-from config.loading import load_job
-from coordinator.store import read_results
+from landmark.benchmarks.accuracy.scoring import FieldScore
+from landmark.benchmarks.site.runner import serve_in_thread
+from landmark.config.loading import load_job
+from landmark.coordinator.store import read_results
 
 HERE = Path(__file__).parent
 DATA_DIR = HERE / "data"
@@ -145,7 +145,7 @@ class SiteResult:
 
 def run_site(site: Site, base_url: str, work: Path, limit: int | None = None) -> SiteResult:
     """The site's job over its pages (the first ``limit`` by id, if given), scored."""
-    from benchmarks.hostile import run_bounded
+    from landmark.benchmarks.hostile import run_bounded
 
     ids = sorted(site.truth)[:limit] if limit else sorted(site.truth)
     urls = {f"{base_url}/{site.name}/{page}.html": page for page in ids}
@@ -192,7 +192,7 @@ def score_published(site: Site, ids: list[str]) -> dict[str, dict[str, FieldScor
 
 
 def run_suite(sites: list[Site], limit: int | None, say: Callable[[str], None]) -> list[SiteResult]:
-    from coordinator.ray_setup import init_ray
+    from landmark.coordinator.ray_setup import init_ray
 
     init_ray(None, ACTORS)  # here, on the main thread: each site's run then reuses it
     results = []
@@ -251,7 +251,7 @@ def write_document(
     results: list[SiteResult], results_dir: Path, started: datetime, context: dict[str, Any]
 ) -> Path:
     """``accuracy-<time>.json`` beside the other scenarios' (``landmark bench report``)."""
-    from benchmarks.report import save_result
+    from landmark.benchmarks.report import save_result
 
     document = {
         "runs": [r.as_document() for r in results],

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
-from benchmarks.contenders.pool import ContenderProcess, Sampler, Samples, WorkerError
-from benchmarks.contenders.spec import ItemResult, Kind, Mode, Outcome, RunSpec
+from landmark.benchmarks.contenders.pool import ContenderProcess, Sampler, Samples, WorkerError
+from landmark.benchmarks.contenders.spec import ItemResult, Kind, Mode, Outcome, RunSpec
 
 __all__ = [
     "ContenderProcess",

@@ -14,8 +14,8 @@ import asyncio
 import time
 from urllib.parse import urljoin
 
-from benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
-from benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
 
 STEP_TIMEOUT_MS = 30_000
 LINK_ATTEMPTS = 3
@@ -85,10 +85,9 @@ CARD_IDS_JS = (
 
 
 async def run_bare(spec: RunSpec) -> Outcome:
+    from landmark.actors.browser import find_browser, launch_browser
+    from landmark.config.settings import Settings
     from playwright.async_api import async_playwright
-
-    from actors.browser import find_browser, launch_browser
-    from config.settings import Settings
 
     if len(spec.sources) != 1:
         raise ValueError("bare Playwright takes one source")

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+from landmark.benchmarks.contenders.fields import convert, field_specs
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
 from playwright.async_api import Error as PlaywrightError
-
-from benchmarks.contenders.fields import convert, field_specs
-from benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
 
 # Strategy 1's selectors: the class names of an older build; hashed names never match them.
 LEGACY_SELECTORS = {
@@ -67,10 +66,9 @@ class SeedDelays:
 
 
 async def run_baseline(spec: RunSpec) -> Outcome:
+    from landmark.actors.browser import find_browser, launch_browser
+    from landmark.config.settings import Settings
     from playwright.async_api import async_playwright
-
-    from actors.browser import find_browser, launch_browser
-    from config.settings import Settings
 
     if len(spec.sources) != 1:
         raise ValueError("the baseline takes one source")

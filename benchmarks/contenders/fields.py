@@ -35,13 +35,13 @@ READ_ROWS_JS = """
 }
 """
 
-EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+EXAMPLE_JOB = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 
 
 @lru_cache(maxsize=1)
 def field_specs() -> tuple[tuple[str, tuple[str, ...], str], ...]:
     """(name, labels as written in the job, type) of every field the example job extracts."""
-    from config.loading import load_job
+    from landmark.config.loading import load_job
 
     job = load_job(EXAMPLE_JOB)
     return tuple((f.name, tuple(f.labels), str(f.type.value)) for f in job.fields)

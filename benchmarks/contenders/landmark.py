@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders.fields import EXAMPLE_JOB
-from benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.fields import EXAMPLE_JOB
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
 
 MAX_ACTORS = 8
 
 
 def start_ray() -> float:
     """Start the local Ray this worker will reuse; seconds it took."""
-    from coordinator.ray_setup import init_ray
+    from landmark.coordinator.ray_setup import init_ray
 
     began = time.monotonic()
     init_ray(None, MAX_ACTORS)
@@ -49,9 +49,9 @@ def job_overrides(spec: RunSpec) -> dict[str, Any]:
 
 
 def run_landmark(spec: RunSpec) -> Outcome:
-    from config.loading import load_job
-    from coordinator.driver import run_job
-    from coordinator.store import read_results
+    from landmark.config.loading import load_job
+    from landmark.coordinator.driver import run_job
+    from landmark.coordinator.store import read_results
 
     out_dir = Path(spec.out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -18,9 +18,9 @@ import uuid
 from typing import Any
 from urllib.parse import urljoin
 
-from benchmarks.contenders.bare import CARD_IDS_JS, STEP_TIMEOUT_MS
-from benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
-from benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.bare import CARD_IDS_JS, STEP_TIMEOUT_MS
+from landmark.benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
 
 ITEM_LABEL = "item"
 
@@ -53,9 +53,8 @@ async def _crawl(spec: RunSpec, storage: str) -> Outcome:
     from crawlee.crawlers import PlaywrightCrawler, PlaywrightCrawlingContext
     from crawlee.storage_clients import MemoryStorageClient
     from crawlee.storages import RequestQueue
-
-    from actors.browser import LAUNCH_ARGS, find_browser
-    from config.settings import Settings
+    from landmark.actors.browser import LAUNCH_ARGS, find_browser
+    from landmark.config.settings import Settings
 
     for name in ("crawlee", "httpx", "playwright"):
         logging.getLogger(name).setLevel(logging.WARNING)

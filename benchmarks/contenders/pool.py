@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
-
-from actors.process_tree import read_node_memory, rss_of, tree_pids
-from benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
+from landmark.actors.process_tree import read_node_memory, rss_of, tree_pids
+from landmark.benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0
@@ -124,7 +123,7 @@ class ContenderProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("a", encoding="utf-8")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.contenders.worker", self.kind],
+            [sys.executable, "-m", "landmark.benchmarks.contenders.worker", self.kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

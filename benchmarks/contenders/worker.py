@@ -18,23 +18,23 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
+from landmark.benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
 
 
 def run_one(spec: RunSpec) -> Outcome:
     if spec.kind == "landmark":
-        from benchmarks.contenders.landmark import run_landmark
+        from landmark.benchmarks.contenders.landmark import run_landmark
 
         return run_landmark(spec)
     if spec.kind == "bare":
-        from benchmarks.contenders.bare import run_bare
+        from landmark.benchmarks.contenders.bare import run_bare
 
         return asyncio.run(run_bare(spec))
     if spec.kind == "baseline":
-        from benchmarks.contenders.baseline import run_baseline
+        from landmark.benchmarks.contenders.baseline import run_baseline
 
         return asyncio.run(run_baseline(spec))
-    from benchmarks.contenders.peer_crawlee import run_crawlee
+    from landmark.benchmarks.contenders.peer_crawlee import run_crawlee
 
     return asyncio.run(run_crawlee(spec))
 
@@ -43,14 +43,14 @@ def _startup(kind: Kind) -> float:
     """Pay the one-off costs before the first run is timed."""
     began = time.monotonic()
     if kind == "landmark":
-        from benchmarks.contenders.landmark import start_ray
+        from landmark.benchmarks.contenders.landmark import start_ray
 
         start_ray()
     else:
         import playwright.async_api  # noqa: F401
 
         if kind == "crawlee":
-            from benchmarks.contenders.peer_crawlee import crawlee_unavailable
+            from landmark.benchmarks.contenders.peer_crawlee import crawlee_unavailable
 
             crawlee_unavailable()
     return time.monotonic() - began

@@ -8,16 +8,16 @@ for latency, failures, missing fields, label variants and virtualisation.
 
 from __future__ import annotations
 
-from benchmarks.site.config import (
+from landmark.benchmarks.site.config import (
     SiteConfig,
     SiteConfigError,
     add_site_arguments,
     site_config_from_args,
     site_config_to_args,
 )
-from benchmarks.site.data import class_prefix, item_at, latency_ms, truth
-from benchmarks.site.runner import GallerySite, SiteProcess, run_site, start_site_process
-from benchmarks.site.server import SiteError, create_app, serve, start_site
+from landmark.benchmarks.site.data import class_prefix, item_at, latency_ms, truth
+from landmark.benchmarks.site.runner import GallerySite, SiteProcess, run_site, start_site_process
+from landmark.benchmarks.site.server import SiteError, create_app, serve, start_site
 
 __all__ = [
     "GallerySite",

@@ -1,17 +1,21 @@
-"""``python -m benchmarks.site``: serve the Gallery site in the foreground."""
+"""``python -m landmark.benchmarks.site``: serve the Gallery site in the foreground."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks.site.config import SiteConfigError, add_site_arguments, site_config_from_args
-from benchmarks.site.runner import run_site
+from landmark.benchmarks.site.config import (
+    SiteConfigError,
+    add_site_arguments,
+    site_config_from_args,
+)
+from landmark.benchmarks.site.runner import run_site
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.site", description="Serve the synthetic Gallery site."
+        prog="python -m landmark.benchmarks.site", description="Serve the synthetic Gallery site."
     )
     add_site_arguments(parser)
     args = parser.parse_args(argv)

@@ -126,7 +126,7 @@ def site_config_from_args(args: argparse.Namespace) -> SiteConfig:
 
 
 def site_config_to_args(config: SiteConfig) -> list[str]:
-    """The flags that rebuild ``config`` in another process (``python -m benchmarks.site``)."""
+    """The flags that rebuild ``config`` in another process (``-m landmark.benchmarks.site``)."""
     args: list[str] = []
     for name, value in config.model_dump().items():
         if isinstance(value, bool):

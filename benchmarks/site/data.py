@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from benchmarks.site.config import SiteConfig
+from landmark.benchmarks.site.config import SiteConfig
 
 FIELDS = ("created", "prompt", "model", "seed", "dimensions")
 OPTIONAL_FIELDS = ("prompt", "model", "seed", "dimensions")

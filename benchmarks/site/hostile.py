@@ -34,10 +34,9 @@ import sys
 import threading
 
 from aiohttp import web
-
-from benchmarks.site.config import HOST
-from benchmarks.site.runner import GallerySite
-from benchmarks.site.server import SHUTDOWN_TIMEOUT, SiteError
+from landmark.benchmarks.site.config import HOST
+from landmark.benchmarks.site.runner import GallerySite
+from landmark.benchmarks.site.server import SHUTDOWN_TIMEOUT, SiteError
 
 TRICKLE_EVERY_S = 0.2
 OVERSIZE_BYTES = 4 * 2**20
@@ -290,8 +289,8 @@ class HostileSite(GallerySite):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.site.hostile --port 8766``: serve it in the foreground."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.site.hostile")
+    """``python -m landmark.benchmarks.site.hostile --port 8766``: serve it in the foreground."""
+    parser = argparse.ArgumentParser(prog="python -m landmark.benchmarks.site.hostile")
     parser.add_argument("--port", type=int, default=8766, help="0 picks a free port")
     args = parser.parse_args(argv)
     with HostileSite(args.port) as site:

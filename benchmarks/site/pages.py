@@ -11,9 +11,9 @@ from functools import lru_cache
 from html import escape
 from pathlib import Path
 
-from benchmarks.site.config import SiteConfig
-from benchmarks.site.data import Item, Row, class_prefix
-from benchmarks.site.images import MEDIA_SIZE, THUMB_SIZE
+from landmark.benchmarks.site.config import SiteConfig
+from landmark.benchmarks.site.data import Item, Row, class_prefix
+from landmark.benchmarks.site.images import MEDIA_SIZE, THUMB_SIZE
 
 HERE = Path(__file__).parent
 ROW_HEIGHT = 140  # px per grid row: card height 132 + 2 x 4 margin (gallery.css)

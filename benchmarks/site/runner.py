@@ -3,7 +3,7 @@
 Tests use ``GallerySite`` (a thread: cheap, same process). Benchmarks use
 ``start_site_process`` so the site does not share a GIL with the code being
 measured. ``run_site`` is the foreground server behind ``landmark site`` and
-``python -m benchmarks.site``.
+``python -m landmark.benchmarks.site``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from types import TracebackType
 from typing import TextIO
 
 from aiohttp import web
-
-from benchmarks.site.config import DEFAULT_PORT, SiteConfig, site_config_to_args
-from benchmarks.site.data import truth
-from benchmarks.site.server import SiteError, serve, start_site
+from landmark.benchmarks.site.config import DEFAULT_PORT, SiteConfig, site_config_to_args
+from landmark.benchmarks.site.data import truth
+from landmark.benchmarks.site.server import SiteError, serve, start_site
 
 READY_PREFIX = "serving "
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +104,7 @@ class GallerySite:
 
 
 class SiteProcess:
-    """A site served by ``python -m benchmarks.site`` in a child process."""
+    """A site served by ``python -m landmark.benchmarks.site`` in a child process."""
 
     def __init__(
         self, process: subprocess.Popen[str], url: str, config: SiteConfig, stderr: TextIO
@@ -154,7 +153,7 @@ def start_site_process(
 ) -> SiteProcess:
     """Start the site in a child process and return once it listens (its first stdout line)."""
     config = config or SiteConfig()
-    command = [sys.executable, "-m", "benchmarks.site", "--port", str(port)]
+    command = [sys.executable, "-m", "landmark.benchmarks.site", "--port", str(port)]
     command += site_config_to_args(config)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))

@@ -13,9 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from aiohttp import web
-
-from benchmarks.site.config import DEFAULT_PORT, HOST, SiteConfig
-from benchmarks.site.data import (
+from landmark.benchmarks.site.config import DEFAULT_PORT, HOST, SiteConfig
+from landmark.benchmarks.site.data import (
     class_prefix,
     failing_attempts,
     item_at,
@@ -24,8 +23,8 @@ from benchmarks.site.data import (
     position_of,
     truth_item,
 )
-from benchmarks.site.images import MEDIA_SIZE, THUMB_SIZE, item_png
-from benchmarks.site.pages import error_html, gallery_html, item_html
+from landmark.benchmarks.site.images import MEDIA_SIZE, THUMB_SIZE, item_png
+from landmark.benchmarks.site.pages import error_html, gallery_html, item_html
 
 MAX_PAGE = 1000
 SHUTDOWN_TIMEOUT = 1.0  # seconds in-flight (delayed) requests get when the site stops

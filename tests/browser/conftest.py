@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from landmark.actors.worker import BrowserWorker
+from landmark.config.job import JobSpec
 from worker_helpers import guarded
-
-from actors.worker import BrowserWorker
-from config.job import JobSpec
 
 
 @pytest.fixture

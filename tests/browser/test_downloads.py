@@ -7,9 +7,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from actors.downloads import DownloadError, download_to_file, safe_file_name
-from benchmarks.site import GallerySite, SiteConfig
+from landmark.actors.downloads import DownloadError, download_to_file, safe_file_name
+from landmark.benchmarks.site import GallerySite, SiteConfig
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +49,8 @@ def test_download_http_error_names_the_status(run, site, tmp_path: Path):
 
 
 def test_worker_downloads_the_field_it_resolved(run, site, tmp_path: Path):
-    from actors.worker import BrowserWorker
-    from config.loading import load_job
+    from landmark.actors.worker import BrowserWorker
+    from landmark.config.loading import load_job
 
     example = Path(__file__).resolve().parents[2] / "config" / "examples" / "gallery.yaml"
     job = load_job(

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from benchmarks.site import GallerySite, SiteConfig, class_prefix
+from landmark.benchmarks.site import GallerySite, SiteConfig, class_prefix
 
 pytestmark = pytest.mark.browser
 

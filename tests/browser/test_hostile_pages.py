@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from landmark.actors.discovery import DiscoveryError
+from landmark.actors.protocol import CutShort
+from landmark.actors.session import CLOSE_DEADLINE_S
+from landmark.benchmarks.hostile import BY_NAME
+from landmark.benchmarks.site.hostile import HostileSite
+from landmark.config.records import Container, Record, Status
 from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
-
-from actors.discovery import DiscoveryError
-from actors.protocol import CutShort
-from actors.session import CLOSE_DEADLINE_S
-from benchmarks.hostile import BY_NAME
-from benchmarks.site.hostile import HostileSite
-from config.records import Container, Record, Status
 
 pytestmark = pytest.mark.browser
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from landmark.actors.extraction import Finished, finish_field, finish_value
+from landmark.config.fields import FieldSpec
 from test_landmarks import field, open_fixture, resolve
-
-from actors.extraction import Finished, finish_field, finish_value
-from config.fields import FieldSpec
 
 pytestmark = pytest.mark.browser
 

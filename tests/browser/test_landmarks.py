@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from actors.extraction import (
+from landmark.actors.extraction import (
     LANDMARKS_JS,
     Settled,
     ensure_installed,
@@ -16,7 +15,7 @@ from actors.extraction import (
     resolve_now,
     settle_and_resolve,
 )
-from config.fields import FieldSpec
+from landmark.config.fields import FieldSpec
 
 pytestmark = pytest.mark.browser
 

@@ -22,6 +22,14 @@ from typing import Any
 
 import psutil
 import pytest
+from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.actors.worker import BrowserWorker
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.benchmarks.site.data import is_slow
+from landmark.config.job import JobSpec
+from landmark.config.loading import load_job
+from landmark.config.records import Container, Record, Status
 from worker_helpers import (
     PageServer,
     bounded,
@@ -32,18 +40,9 @@ from worker_helpers import (
     started_worker,
 )
 
-from actors.process_tree import pss_of, tree_pids
-from actors.worker import BrowserWorker
-from benchmarks.scoring import score
-from benchmarks.site import GallerySite, SiteConfig
-from benchmarks.site.data import is_slow
-from config.job import JobSpec
-from config.loading import load_job
-from config.records import Container, Record, Status
-
 pytestmark = pytest.mark.browser
 
-EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+EXAMPLE_JOB = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 BATCH = 8
 REQUIRED = {f.name for f in load_job(EXAMPLE_JOB).fields if f.required}
 
@@ -357,7 +356,7 @@ def test_recycles_after_n_containers_and_stays_correct(run, worker_for, tmp_path
 def test_a_browser_that_hangs_while_launching_fails_the_start_in_bounded_time(run, tmp_path):
     """A browser that never answers (it died or hung while launching) must not hold the
     actor's start for ever: the coordinator counts it as a failed start and tries again."""
-    from actors.browser import FoundBrowser
+    from landmark.actors.browser import FoundBrowser
 
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\nexec sleep 60\n")

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from actors.worker import BrowserWorker
-from config.job import JobSpec
-from config.records import Container
+from landmark.actors.worker import BrowserWorker
+from landmark.config.job import JobSpec
+from landmark.config.records import Container
 
 GUARD_S = 120.0  # a worker call that would hang fails the test after this instead
 

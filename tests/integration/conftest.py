@@ -19,13 +19,12 @@ from typing import Any
 
 import psutil
 import pytest
+from landmark.benchmarks.scoring import Score, score
+from landmark.config.job import JobSpec
+from landmark.config.loading import load_job
+from landmark.coordinator.store import read_results
 
-from benchmarks.scoring import Score, score
-from config.job import JobSpec
-from config.loading import load_job
-from coordinator.store import read_results
-
-EXAMPLE_JOB = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+EXAMPLE_JOB = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from coordinator.driver import run_job
+from landmark.coordinator.driver import run_job
 
 RUN_TIMEOUT_S = 600.0
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import psutil
 import pytest
-
-from benchmarks.scoring import score
-from benchmarks.site import GallerySite, SiteConfig
-from config.records import Status
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.config.records import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
@@ -43,7 +42,7 @@ def test_browser_actor_discovers_extracts_and_answers_stats_while_busy(
     ray_session, gallery_job, tmp_path
 ):
     ray = ray_session
-    from actors.browser_actor import BrowserActor
+    from landmark.actors.browser_actor import BrowserActor
 
     with GallerySite(CONFIG) as site:
         job = gallery_job(site.url)

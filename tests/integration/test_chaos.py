@@ -8,8 +8,7 @@ import os
 import random
 
 import pytest
-
-from benchmarks.chaos import TARGETS, run_chaos
+from landmark.benchmarks.chaos import TARGETS, run_chaos
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 import ray
 import redis
+from landmark.benchmarks.noop_actor import NoopActor
+from landmark.config.job import JobSpec
+from landmark.config.records import Status
+from landmark.coordinator.local_store import LocalStore
+from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
+from landmark.coordinator.store import JobIdentity, read_results
 from run_helpers import background_run, run_to_end, wait_until
-
-from benchmarks.noop_actor import NoopActor
-from config.job import JobSpec
-from config.records import Status
-from coordinator.local_store import LocalStore
-from coordinator.ray_setup import NAMESPACE, coordinator_name
-from coordinator.store import JobIdentity, read_results
 
 pytestmark = pytest.mark.ray
 

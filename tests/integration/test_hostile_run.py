@@ -8,13 +8,12 @@ import time
 from collections import Counter
 
 import pytest
+from landmark.benchmarks.hostile import BY_NAME
+from landmark.benchmarks.noop_actor import NoopActor
+from landmark.benchmarks.site.hostile import HostileSite
+from landmark.config.job import JobSpec
+from landmark.coordinator.store import read_results
 from run_helpers import background_run
-
-from benchmarks.hostile import BY_NAME
-from benchmarks.noop_actor import NoopActor
-from benchmarks.site.hostile import HostileSite
-from config.job import JobSpec
-from coordinator.store import read_results
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

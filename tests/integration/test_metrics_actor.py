@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from actors.metrics_actor import create_metrics_actor
-from actors.process_tree import (
+from landmark.actors.metrics_actor import create_metrics_actor
+from landmark.actors.process_tree import (
     read_node_memory,
     tree_pids,
     tree_rss,
     trees_pids,
 )
-from config.job import BudgetSpec
+from landmark.config.job import BudgetSpec
 
 MB = 10**6
 THROTTLE_ABOVE = 400 * MB

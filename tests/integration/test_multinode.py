@@ -116,7 +116,7 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     out = tmp_path / "demo"
     options = ["--address", address, "--quiet", "--out", str(out)]
     demo = subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", "demo", "--items", str(ITEMS), *options],
+        [sys.executable, "-m", "landmark.coordinator.cli", "demo", "--items", str(ITEMS), *options],
         cwd=tmp_path,  # the working_dir upload must not depend on the caller's directory
         env=env,
         capture_output=True,

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from config.records import Container, Phase, Record, Status
-from coordinator.redis_records import RedisRecordCache, ResultsMirror
-from coordinator.redis_store import RedisStore, redis_health
-from coordinator.store import JobIdentity, StoreError, StoreUnavailable, read_results
+from landmark.config.records import Container, Phase, Record, Status
+from landmark.coordinator.redis_records import RedisRecordCache, ResultsMirror
+from landmark.coordinator.redis_store import RedisStore, redis_health
+from landmark.coordinator.store import JobIdentity, StoreError, StoreUnavailable, read_results
 
 IDENTITY = JobIdentity("job", {"sources": ["http://a.test/g"], "fields": [{"name": "t"}]})
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from benchmarks.site import GallerySite, SiteConfig
-from config.records import Status
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.config.records import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
@@ -140,9 +139,9 @@ def test_a_changed_job_on_an_old_output_is_refused_naming_the_change(tmp_path):
     job = write_job(tmp_path, "http://127.0.0.1:9/")
     state = tmp_path / "out" / ".landmark"
     # an unfinished run of the job, as a killed driver leaves it
-    from config.loading import load_job
-    from coordinator.local_store import LocalStore
-    from coordinator.store import JobIdentity
+    from landmark.config.loading import load_job
+    from landmark.coordinator.local_store import LocalStore
+    from landmark.coordinator.store import JobIdentity
 
     spec = load_job(job)
     store = LocalStore(spec.output.dir)

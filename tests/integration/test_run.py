@@ -23,17 +23,16 @@ from typing import Any
 
 import pytest
 import yaml
+from landmark.actors.process_tree import read_node_memory
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.config.records import Status
 from run_helpers import RUN_TIMEOUT_S, background_run, run_to_end, wait_until
-
-from actors.process_tree import read_node_memory
-from benchmarks.site import GallerySite, SiteConfig
-from config.records import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
 MiB = 2**20
 LANDMARK = [str(Path(sys.executable).with_name("landmark"))]  # the installed console script
-EXAMPLE = Path(str(resources.files("config").joinpath("examples/gallery.yaml")))
+EXAMPLE = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 
 
 def assert_exact(run, truth: list[dict[str, Any]]) -> None:
@@ -242,7 +241,7 @@ def test_shedding_under_memory_pressure_drops_nothing(ray_session, gallery_job, 
 def test_a_host_that_refuses_everything_is_given_up_in_bounded_time(
     ray_session, tmp_path, closed_port
 ):
-    from config.job import JobSpec
+    from landmark.config.job import JobSpec
 
     host = f"127.0.0.1:{closed_port}"
     job = JobSpec.model_validate(
@@ -295,7 +294,7 @@ def test_invalid_job_file_exits_2_naming_file_and_field(tmp_path):
 def test_unreachable_source_gives_a_failed_discover_record(
     ray_session, tmp_path, closed_port, capsys
 ):
-    from coordinator.cli import main
+    from landmark.coordinator.cli import main
 
     source = f"http://127.0.0.1:{closed_port}/"
     job_file = tmp_path / "job.yaml"

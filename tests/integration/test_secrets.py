@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from benchmarks.site import GallerySite, SiteConfig
-from benchmarks.site.runner import serve_in_thread
-from cluster.provision_grafana import main as provision_main
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.benchmarks.site.runner import serve_in_thread
+from landmark.cluster.provision_grafana import main as provision_main
 
 LANDMARK = [str(Path(sys.executable).with_name("landmark"))]
 REDIS_CANARY = "canary-redis-5f1e9c"

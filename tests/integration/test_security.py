@@ -14,9 +14,8 @@ import grpc
 import psutil
 import pytest
 import yaml
-
-from benchmarks.site import GallerySite, SiteConfig
-from coordinator.ray_setup import DEFAULT_TOKEN
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.coordinator.ray_setup import DEFAULT_TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

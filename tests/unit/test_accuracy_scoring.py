@@ -5,8 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
-from benchmarks.accuracy.scoring import FieldScore, as_availability, as_decimal, as_name, count
+from landmark.benchmarks.accuracy.scoring import (
+    FieldScore,
+    as_availability,
+    as_decimal,
+    as_name,
+    count,
+)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from config.job import RetrySpec
-from coordinator.breaker import BreakerState, CircuitBreaker
+from landmark.config.job import RetrySpec
+from landmark.coordinator.breaker import BreakerState, CircuitBreaker
 
 
 def failing(breaker: CircuitBreaker, domain: str, n: int, now: float) -> None:

@@ -7,9 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from actors import browser
-from actors.browser import BrowserNotFoundError, find_browser
+from landmark.actors import browser
+from landmark.actors.browser import BrowserNotFoundError, find_browser
 
 
 def fake_browser(folder: Path, name: str) -> Path:

@@ -6,10 +6,9 @@ import math
 import random
 
 import pytest
-
-from config.job import BudgetSpec
-from config.records import domain_of
-from coordinator.budget import (
+from landmark.config.job import BudgetSpec
+from landmark.config.records import domain_of
+from landmark.coordinator.budget import (
     AdaptiveLimit,
     Budget,
     DomainBudget,

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from benchmarks.site.runner import serve_in_thread
-from cluster import provision_grafana
-from cluster.provision_grafana import ProvisionError, build_parser, credential_from
+from landmark.benchmarks.site.runner import serve_in_thread
+from landmark.cluster import provision_grafana
+from landmark.cluster.provision_grafana import ProvisionError, build_parser, credential_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,7 +233,7 @@ def test_unreachable_grafana_is_one_clear_line_without_a_traceback():
     url = f"http://127.0.0.1:{_closed_port()}"
     options = ["--prometheus", "http://127.0.0.1:9090", "--timeout", "3"]
     done = subprocess.run(
-        [sys.executable, "-m", "cluster.provision_grafana", "--url", url, *options],
+        [sys.executable, "-m", "landmark.cluster.provision_grafana", "--url", url, *options],
         cwd=ROOT,
         capture_output=True,
         text=True,

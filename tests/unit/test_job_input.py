@@ -17,11 +17,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from config.job import JobSpec
-from config.sources import SourcesFileError, normalise_url, read_sources_file
-from coordinator.cli import main
-from coordinator.preflight import BudgetError, OutputError, check_actors_fit, check_output
+from landmark.config.job import JobSpec
+from landmark.config.sources import SourcesFileError, normalise_url, read_sources_file
+from landmark.coordinator.cli import main
+from landmark.coordinator.preflight import BudgetError, OutputError, check_actors_fit, check_output
 
 CORPUS = Path(__file__).parent / "fixtures" / "bad_jobs"
 PROBLEM_LINE = re.compile(  # "<field path>: <reason>", or the file's own trouble

@@ -9,11 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from config.fields import Relation
-from config.job import JobSpec, OpenMode
-from config.loading import JobFileError, load_job
-from config.units import parse_duration, parse_limit, parse_size
+from landmark.config.fields import Relation
+from landmark.config.job import JobSpec, OpenMode
+from landmark.config.loading import JobFileError, load_job
+from landmark.config.units import parse_duration, parse_limit, parse_size
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "gallery.yaml"
 
@@ -136,7 +135,10 @@ def test_units():
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "landmark.coordinator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -155,7 +157,7 @@ def test_validate_command_exit_codes_and_no_traceback(tmp_path):
 
 
 def test_id_pattern_needs_one_group_and_scope_joins_the_panel():
-    from config.job import ContainerSpec
+    from landmark.config.job import ContainerSpec
 
     with pytest.raises(ValueError, match="id_pattern must have exactly one group"):
         ContainerSpec(id_pattern=r"/item/\w+")

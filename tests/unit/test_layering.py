@@ -55,9 +55,9 @@ def test_the_detector_sees_a_lazy_import(tmp_path: Path) -> None:
 
 def test_every_worker_actor_keeps_the_protocol() -> None:
     """BrowserActor and the benchmarks' NoopActor take the same calls the Coordinator makes."""
-    from actors.browser_actor import BrowserActor
-    from actors.protocol import WorkerActor
-    from benchmarks.noop_actor import NoopActor
+    from landmark.actors.browser_actor import BrowserActor
+    from landmark.actors.protocol import WorkerActor
+    from landmark.benchmarks.noop_actor import NoopActor
 
     wanted = {
         name: inspect.signature(member)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from actors.dom_cache import DomCache
-from actors.learner import MIN_SAMPLES, PerformanceLearner, percentile
+from landmark.actors.dom_cache import DomCache
+from landmark.actors.learner import MIN_SAMPLES, PerformanceLearner, percentile
 
 BOUNDS = {"low": timedelta(milliseconds=100), "high": timedelta(seconds=5), "margin": 3.0}
 

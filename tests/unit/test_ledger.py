@@ -6,10 +6,9 @@ import random
 from datetime import timedelta
 
 import pytest
-
-from config.job import RetrySpec
-from config.records import Container, Phase, Record, Status
-from coordinator.ledger import Ledger, LedgerError, Outcome, State
+from landmark.config.job import RetrySpec
+from landmark.config.records import Container, Phase, Record, Status
+from landmark.coordinator.ledger import Ledger, LedgerError, Outcome, State
 
 
 def container(i: int, host: str = "a.test") -> Container:

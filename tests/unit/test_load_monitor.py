@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
-from config.job import BudgetSpec
+from landmark.actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
+from landmark.config.job import BudgetSpec
 
 TOTAL = 1000  # memory in "bytes": 750 = 75%
 LIMITS = Limits(memory_throttle=750, memory_shed=850, cpu_throttle_percent=90.0)

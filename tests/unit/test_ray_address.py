@@ -7,8 +7,7 @@ import socket
 import time
 
 import pytest
-
-from coordinator.ray_setup import RayStartError, probe_address
+from landmark.coordinator.ray_setup import RayStartError, probe_address
 
 
 def closed_port() -> int:

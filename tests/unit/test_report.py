@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from config.job import JobSpec
-from config.records import Record
-from coordinator.crew import Crew
-from coordinator.report import summary_rows
-from coordinator.run_stats import RunStats
+from landmark.config.job import JobSpec
+from landmark.config.records import Record
+from landmark.coordinator.crew import Crew
+from landmark.coordinator.report import summary_rows
+from landmark.coordinator.run_stats import RunStats
 
 
 def summary(**extra: Any) -> dict[str, Any]:

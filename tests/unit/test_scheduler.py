@@ -15,10 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
-from config.job import JobSpec
-from config.records import Container, Record, Status
-from coordinator.scheduler import Scheduler, WakeCause
+from landmark.config.job import JobSpec
+from landmark.config.records import Container, Record, Status
+from landmark.coordinator.scheduler import Scheduler, WakeCause
 
 
 def make_job(**sections: Any) -> JobSpec:
@@ -52,7 +51,7 @@ def answer(c: Container, status: str = Status.OK, retryable: bool = False, reaso
 
 
 def _problem(reason: str):
-    from config.records import Problem
+    from landmark.config.records import Problem
 
     return Problem(phase="open", reason=reason)
 

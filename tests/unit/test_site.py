@@ -12,9 +12,7 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
-from pydantic import ValidationError
-
-from benchmarks.site import (
+from landmark.benchmarks.site import (
     GallerySite,
     SiteConfig,
     SiteConfigError,
@@ -25,7 +23,8 @@ from benchmarks.site import (
     start_site_process,
     truth,
 )
-from benchmarks.site.data import DEFAULT_LABELS, LABEL_VARIANTS, item_at, latency_ms
+from landmark.benchmarks.site.data import DEFAULT_LABELS, LABEL_VARIANTS, item_at, latency_ms
+from pydantic import ValidationError
 
 JOB_LABELS = {  # config/examples/gallery.yaml, the job the site must satisfy
     "created": {"creation time", "created", "created at", "generated on"},

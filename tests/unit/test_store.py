@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from config.records import Container, Phase, Problem, Record, Status
-from coordinator.local_store import LocalRecordCache, LocalStore
-from coordinator.store import JobIdentity, JsonlSink, finished_in, read_results
-from coordinator.store_config import StoreUrlError, check_store_url, redact_url
+from landmark.config.records import Container, Phase, Problem, Record, Status
+from landmark.coordinator.local_store import LocalRecordCache, LocalStore
+from landmark.coordinator.store import JobIdentity, JsonlSink, finished_in, read_results
+from landmark.coordinator.store_config import StoreUrlError, check_store_url, redact_url
 
 
 def rec(i: int, status: str = Status.OK, **fields: object) -> Record:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from actors.extraction import field_plan, finish_default, finish_value, normalise_label
-from config.fields import FieldSpec
+from landmark.actors.extraction import field_plan, finish_default, finish_value, normalise_label
+from landmark.config.fields import FieldSpec
 
 PAGE = "https://gallery.example/items/42?tab=info"
 
