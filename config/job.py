@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
+from landmark.config.browser_spec import BrowserSpec
 from landmark.config.fields import FieldSpec
 from landmark.config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
 from landmark.config.spec_base import MAX_WAIT, Spec, Text, check_one_group
@@ -369,6 +370,25 @@ class RetrySpec(Spec):
     )
 
 
+class OutputFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+    JSON = "json"
+
+
+def format_of(name: str) -> OutputFormat:
+    """The format a results file's extension names; anything else is an error, not a guess."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    try:
+        return OutputFormat("jsonl" if suffix == "ndjson" else suffix)
+    except ValueError:
+        known = ", ".join(f".{kind.value}" for kind in OutputFormat)
+        raise ValueError(
+            f"results {name!r}: unknown format {('.' + suffix) if suffix else '(no extension)'};"
+            f" name it {known}, or set output.format"
+        ) from None
+
+
 class OutputSpec(Spec):
     dir: Path = Field(default=Path("runs/latest"), description="Where results are written.")
     results: str = Field(
@@ -378,6 +398,10 @@ class OutputSpec(Spec):
     summary: str = Field(
         default="summary.json",
         description="Counts, timings, memory, learner; a plain file name inside the output folder.",
+    )
+    format: OutputFormat | None = Field(
+        default=None,
+        description="jsonl, csv or json; default: the results file's extension.",
     )
 
     @field_validator("results", "summary")
@@ -396,7 +420,17 @@ class OutputSpec(Spec):
     def _distinct(self) -> OutputSpec:
         if self.results == self.summary:
             raise ValueError("results and summary must be different files")
+        if self.format is None:
+            self.format = format_of(self.results)
         return self
+
+    @property
+    def record_log(self) -> str:
+        """The JSON-lines file the store appends records to: the results file itself for
+        jsonl, else a file in the state folder that the results are exported from."""
+        if self.format == OutputFormat.JSONL:
+            return self.results
+        return f".landmark/records-{Path(self.results).stem}.jsonl"
 
 
 class CacheSpec(Spec):
@@ -416,28 +450,14 @@ class CacheSpec(Spec):
         return {"enabled": value} if isinstance(value, bool) else value
 
 
-class BrowserSpec(Spec):
-    executable: Path | None = Field(
-        default=None, description="A Chromium/Chrome binary; default: found by itself."
+class PolitenessSpec(Spec):
+    """How the job treats the sites' own rules (request rates are in ``budget``)."""
+
+    robots_txt: Literal["obey", "ignore"] = Field(
+        default="obey",
+        description="obey: a URL that robots.txt disallows for browser.user_agent is not "
+        "opened, and its record says so; ignore: robots.txt is not read.",
     )
-    headless: bool | None = Field(default=None, description="Default: LANDMARK_HEADLESS or true.")
-    allow_domains: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
-        default_factory=list,
-        max_length=10_000,
-        description="Domains pages may navigate to besides the sources' own.",
-    )
-    recycle_after: int = Field(
-        default=1000, ge=1, le=10**7, description="Containers before the context is recreated."
-    )
-    recycle_rss: ByteSize = Field(
-        default=1536 * 2**20,
-        ge=64 * 2**20,
-        le=2**40,
-        description="Browser tree RSS above which the context is recreated (at least 64MiB).",
-    )
-    viewport: tuple[
-        Annotated[int, Field(ge=100, le=10_000)], Annotated[int, Field(ge=100, le=10_000)]
-    ] = Field(default=(1280, 900), description="Page size, pixels (each 100 to 10000).")
 
 
 class JobSpec(Spec):
@@ -454,6 +474,7 @@ class JobSpec(Spec):
     output: OutputSpec = Field(default_factory=OutputSpec)
     browser: BrowserSpec = Field(default_factory=BrowserSpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    politeness: PolitenessSpec = Field(default_factory=PolitenessSpec)
 
     @model_validator(mode="after")
     def _fields_consistent(self) -> JobSpec:
