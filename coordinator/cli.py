@@ -47,7 +47,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from landmark.coordinator.doctor import doctor
 
-    return doctor(browser=args.browser, store=args.store)
+    return doctor(browser=args.browser, store=args.store, address=args.address)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="versions, the browser found, the store")
     doctor.add_argument("--browser", help="a Chromium/Chrome executable to check")
     doctor.add_argument("--store", metavar="URL", help="a redis:// store to check")
+    doctor.add_argument(
+        "--address", help="check every node of this Ray cluster (e.g. 127.0.0.1:6379 or auto)"
+    )
     doctor.set_defaults(handler=_cmd_doctor)
 
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):

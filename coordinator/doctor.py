@@ -27,7 +27,7 @@ def _store_status(url: str | None) -> tuple[str, bool]:
     return f"redis {redact_url(url)}: {detail}", healthy
 
 
-def doctor(browser: str | None = None, store: str | None = None) -> int:
+def doctor(browser: str | None = None, store: str | None = None, address: str | None = None) -> int:
     """Print one line per dependency; exit 1 when something a run needs is missing."""
     settings = Settings.from_env()
     print(f"python      {platform.python_version()} ({platform.system()} {platform.machine()})")
