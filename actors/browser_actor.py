@@ -26,6 +26,8 @@ from landmark.actors.worker import BrowserWorker
 from landmark.config.job import JobSpec
 from landmark.config.records import Container, Record
 
+from landmark.logs import configure_worker_logging
+
 
 @ray.remote(**WORKER_OPTIONS)
 class BrowserActor:
@@ -37,6 +39,7 @@ class BrowserActor:
         learner_snapshot: dict[str, Any] | None = None,
         allowed_hosts: list[str] | None = None,
     ) -> None:
+        configure_worker_logging()
         learner = PerformanceLearner()
         if learner_snapshot:
             learner.load(learner_snapshot)

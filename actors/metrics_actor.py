@@ -50,6 +50,8 @@ from landmark.actors.process_tree import (
     trees_rss,
 )
 
+from landmark.logs import configure_worker_logging
+
 if TYPE_CHECKING:
     from landmark.config.job import BudgetSpec
     from ray.actor import ActorHandle
@@ -136,6 +138,7 @@ class MetricsActor:
         hold: timedelta = timedelta(seconds=2),
         window: timedelta = timedelta(seconds=5),
     ) -> None:
+        configure_worker_logging()
         self._node_id = node_id
         self._interval = sample_interval.total_seconds()
         self._registered: dict[str, _Registration] = {}

@@ -35,6 +35,8 @@ from landmark.coordinator.store import JobIdentity, StoreError
 from landmark.coordinator.store_config import StoreConfig
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
+from landmark.logs import configure_worker_logging
+
 logger = logging.getLogger("landmark.coordinator")
 
 VERDICT_INTERVAL_S = 0.5
@@ -57,6 +59,7 @@ class Coordinator:
     ) -> None:
         """``actor_class`` is a Ray actor class implementing ``actors.protocol.WorkerActor``
         (benchmarks pass a no-op one to measure the coordinator alone)."""
+        configure_worker_logging()
         self.job = job
         self.sources = sources
         self.store_config = store

@@ -17,11 +17,13 @@ from pathlib import Path
 
 from landmark.actors.browser import BrowserNotFoundError
 from landmark.config.loading import JobFileError
-from landmark.config.settings import SettingsError
+from landmark.config.settings import SettingsError, parse_set_options
 from landmark.coordinator.driver import RunFailedError
 from landmark.coordinator.preflight import BudgetError, OutputError
 from landmark.coordinator.store import JobChangedError, StoreError
 from landmark.coordinator.store_config import StoreUrlError
+
+from landmark.logs import LEVEL_ENV, LogLevelError, configure_logging, level_from
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMAND_GROUP = "landmark.commands"
@@ -35,7 +37,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from landmark.config.loading import load_job
     from landmark.coordinator.preflight import check_output
 
-    job = load_job(args.job)
+    job = load_job(args.job, parse_set_options(args.set or []))
     check_output(job.output.dir, (job.output.results, job.output.summary), create=False)
     print(
         f"{args.job}: valid job {job.name!r}: {len(job.source_urls())} source URL(s), "
@@ -85,7 +87,47 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="extract everything, ignoring the record cache"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_set_option(parser)
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a job setting, e.g. --set budget.actors=4 --set fields.0.css=.price "
+        "(the value is read as YAML; repeatable)",
+    )
+
+
+def add_logging_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``-v``/``-q``, ``--log-level`` and ``--log-file``, accepted before the command and
+    after it (``landmark -v run job.yaml`` and ``landmark run job.yaml -v``)."""
+    default = 0 if top else argparse.SUPPRESS
+    group = parser.add_argument_group("logging")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=default, help="more detail (-vv: all)"
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="no progress bar, warnings and errors only (-qq: errors only)",
+    )
+    group.add_argument(
+        "--log-level",
+        default=None if top else argparse.SUPPRESS,
+        metavar="LEVEL",
+        help=f"debug, info, warning or error (env: {LEVEL_ENV}; default: info)",
+    )
+    group.add_argument(
+        "--log-file",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        metavar="PATH",
+        help="also write the log, with timestamps, to this file",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="landmark",
         description="Extract structured metadata from JavaScript-rendered galleries at scale.",
     )
+    parser.add_argument("--version", action="version", version=version_line())
+    add_logging_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a job file (resumes an unfinished run)")
@@ -110,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a job file; exit 2 if invalid")
     validate.add_argument("job", type=Path)
+    add_set_option(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     doctor = commands.add_parser("doctor", help="versions, the browser found, the store")
@@ -122,15 +167,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(commands)
+    for command in commands.choices.values():
+        add_logging_options(command)
     return parser
+
+
+def version_line() -> str:
+    """``landmark 0.2.0 (Python 3.11.2, Ray 2.52.0, Playwright 1.55.0)``: for bug reports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import landmark
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (
+        f"landmark {landmark.__version__} (Python {python}, Ray {of('ray')}, "
+        f"Playwright {of('playwright')})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        level = level_from(args.verbose, args.quiet, args.log_level)
+        configure_logging(level, args.log_file)
         return handler(args)
     except (
+        LogLevelError,
         JobFileError,
         SettingsError,
         UsageError,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,14 @@ from typing import Any
 from landmark.actors.browser import find_browser
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
-from landmark.config.settings import Settings
+from landmark.config.settings import Settings, parse_set_options
 from landmark.coordinator.preflight import check_actors_fit, check_output
 from landmark.coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
 from landmark.coordinator.store import JobChangedError, JobIdentity, Prior
 from landmark.coordinator.store_config import StoreConfig
 
 COORDINATOR_RESTARTS = 3
+logger = logging.getLogger("landmark")
 
 
 class RunFailedError(RuntimeError):
@@ -35,8 +36,9 @@ class RunFailedError(RuntimeError):
 
 
 def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """CLI options as dotted job keys, applied before validation so errors name them."""
-    overrides: dict[str, Any] = {}
+    """``LANDMARK_*`` variables, then CLI options, then ``--set`` pairs, as dotted job keys
+    applied before validation so errors name them (later ones win)."""
+    overrides: dict[str, Any] = Settings.from_env().job_overrides()
     if getattr(args, "actors", None) is not None:
         overrides["budget.actors"] = args.actors
     if getattr(args, "pages", None) is not None:
@@ -49,6 +51,7 @@ def job_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["browser.executable"] = args.browser
     if getattr(args, "no_cache", False):
         overrides["cache.enabled"] = False
+    overrides.update(parse_set_options(getattr(args, "set", None) or []))
     return overrides
 
 
@@ -98,8 +101,10 @@ def run_job(
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` to the end (or a stop) and return its summary; writes results + summary."""
+    from landmark.coordinator.exporters import export_results
+
     say = say or _say
-    out_dir = check_output(out_dir, (job.output.results, job.output.summary))
+    out_dir = check_output(out_dir, (job.output.results, job.output.summary, job.output.record_log))
     browsers = actor_class is None  # the coordinator bench's no-op actors run no browser
     joining = address or os.environ.get("RAY_ADDRESS")
     if browsers and not joining:
@@ -115,7 +120,10 @@ def run_job(
         import ray
 
         check_actors_fit(job.budget.actors, ray.cluster_resources().get("CPU", 0), "the cluster")
-    summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
+    try:
+        summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
+    finally:  # the log in the format asked for, also when the run stopped short or failed
+        export_results(job, out_dir)
     summary["out_dir"] = str(out_dir)
     (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))
     return summary
@@ -163,7 +171,7 @@ def _start_coordinator(job, sources, store, actor_class):
 
 
 def _say(message: str) -> None:
-    print(f"landmark: {message}", file=sys.stderr, flush=True)
+    logger.info(message)
 
 
 def run_job_command(args: argparse.Namespace) -> int:
@@ -190,8 +198,8 @@ def exit_status(summary: dict[str, Any]) -> int:
     if summary["completed"]:
         return 0
     if summary.get("stopped") == "interrupted":
-        _say(f"stopped with {summary['pending']} containers pending; run the same command "
-             "again to resume")  # fmt: skip
+        pending = summary["pending"]
+        logger.warning(f"stopped with {pending} containers pending; run the same command again")
     elif summary.get("failure"):
-        _say(f"the run could not finish: {summary['failure']}")
+        logger.warning(f"the run could not finish: {summary['failure']}")
     return 1

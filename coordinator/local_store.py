@@ -1,17 +1,21 @@
 """The local store: a run's state under its output directory, like Scrapy's ``JOBDIR``.
 
-    OUT/results.jsonl            the records: the truth for what is finished
+    OUT/results.jsonl            the record log: the truth for what is finished
     OUT/.landmark/state.sqlite   the job's identity, containers, attempts, sources, learner
     OUT/.landmark/cache.sqlite   the record cache (kept by --fresh and by a new run)
 
-``results.jsonl`` alone says which containers are finished: a record is there or it is
+The record log is always JSON lines: the results file itself when the job asks for
+``.jsonl``, else ``OUT/.landmark/records-NAME.jsonl``, from which the driver exports the
+results (``results.csv``, ``results.json``) at the end of the run (``exporters.py``).
+
+The record log alone says which containers are finished: a record is there or it is
 not (a line cut short by a crash does not count, and is cut off before appending). The
-SQLite file holds what the results cannot: containers discovered but not finished, and
+SQLite file holds what the log cannot: containers discovered but not finished, and
 how often each was tried. Nothing marks a container done in SQLite, so no crash can make
 the two disagree: a record lost in a buffer only means its container runs again.
 
 Both are written in batches by :meth:`LocalStore.flush` (the Coordinator calls it about
-once a second, and before it ends): one SQLite transaction in WAL mode, then the results
+once a second, and before it ends): one SQLite transaction in WAL mode, then the log's
 buffer written out and fsynced.
 """
 
@@ -57,9 +61,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class LocalStore:
-    def __init__(self, out_dir: Path | str, results_name: str = "results.jsonl") -> None:
+    def __init__(
+        self,
+        out_dir: Path | str,
+        log_name: str = "results.jsonl",
+        *,
+        export_name: str | None = None,
+    ) -> None:
+        """``log_name``: the record log; ``export_name``: the results exported from it (when
+        they are another file), deleted with the log so no stale export outlives it."""
         self.out_dir = Path(out_dir)
-        self.results_path = self.out_dir / results_name
+        self.log_path = self.out_dir / log_name
+        self.export_path = self.out_dir / export_name if export_name else None
         self.state_path = self.out_dir / STATE_DIR / "state.sqlite"
         self.description = f"local ({self.out_dir / STATE_DIR})"
         self._db: sqlite3.Connection | None = None
@@ -74,7 +87,7 @@ class LocalStore:
     # -- before a run ----------------------------------------------------------------------
     def inspect(self, identity: JobIdentity) -> Prior:
         """What the output directory holds, read without changing anything."""
-        records = sum(1 for _ in finished_in(self.results_path))
+        records = len(finished_in(self.log_path))
         where = str(self.out_dir)
         if not self.state_path.exists():
             return Prior("none", records, where=where)
@@ -93,8 +106,8 @@ class LocalStore:
         return Prior(kind, records, differences, where)
 
     def reset(self) -> None:
-        """Delete the results and the run state; the record cache stays."""
-        self.results_path.unlink(missing_ok=True)
+        """Delete the records (log and export) and the run state; the record cache stays."""
+        self._delete_records()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.state_path}{suffix}").unlink(missing_ok=True)
 
@@ -116,7 +129,7 @@ class LocalStore:
             resumed = self._read_back()
         else:  # a new run: whatever was there belongs to another (already confirmed) run
             db.executescript("DELETE FROM containers; DELETE FROM sources; DELETE FROM learner;")
-            self.results_path.unlink(missing_ok=True)
+            self._delete_records()
         runs = int(meta.get("runs", "0")) + 1
         self._set_meta(
             name=identity.name,
@@ -126,14 +139,14 @@ class LocalStore:
             runs=str(runs),
             started=str(time.time()),
         )
-        self._sink = JsonlSink(self.results_path, fresh=not resumed.finished)
+        self._sink = JsonlSink(self.log_path, fresh=not resumed.finished)
         row = db.execute("SELECT COALESCE(MAX(seq), -1) FROM containers").fetchone()
         self._seq = row[0] + 1
         return resumed
 
     def _read_back(self) -> Resumed:
         assert self._db is not None
-        finished = finished_in(self.results_path)
+        finished = finished_in(self.log_path)
         pending = []
         for cid, source, position, how, url, attempts in self._db.execute(
             "SELECT id, source, position, open, url, attempts FROM containers ORDER BY seq"
@@ -145,6 +158,11 @@ class LocalStore:
         row = self._db.execute("SELECT body FROM learner WHERE id = 0").fetchone()
         learner = json.loads(row[0]) if row else None
         return Resumed(finished, pending, sources, learner)
+
+    def _delete_records(self) -> None:
+        self.log_path.unlink(missing_ok=True)
+        if self.export_path is not None:
+            self.export_path.unlink(missing_ok=True)
 
     def _set_meta(self, **values: str) -> None:
         assert self._db is not None

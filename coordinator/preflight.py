@@ -24,18 +24,22 @@ class BudgetError(ValueError):
 def check_output(out_dir: Path, names: Iterable[str] = (), *, create: bool = True) -> Path:
     """An absolute, writable output directory, or an OutputError saying what is wrong.
 
-    ``create=False`` (validate) proves the folder could be made without leaving it behind.
+    ``names`` are files the run writes (the results, the summary, the record log, which
+    may be in a subfolder such as ``.landmark/``): none may be a folder, nor sit under a
+    file; ``create=True`` makes their folders. ``create=False`` (validate) proves the
+    folder could be made without leaving it behind.
     """
     out_dir = Path(out_dir).expanduser().resolve()
     for parent in [out_dir, *out_dir.parents]:
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"output directory {out_dir}: {parent} is a file, not a folder")
+    folders = {out_dir}
     for name in names:
-        if (out_dir / name).is_dir():
-            raise OutputError(f"output file {out_dir / name} is a folder")
+        folders.add(_check_file(out_dir, name))
     try:
         if create:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            for folder in sorted(folders):  # the record log may live in .landmark/
+                folder.mkdir(parents=True, exist_ok=True)
             probe = out_dir / ".landmark-write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -45,6 +49,19 @@ def check_output(out_dir: Path, names: Iterable[str] = (), *, create: bool = Tru
     except OSError as error:
         raise OutputError(f"output directory {out_dir} is not writable: {error.strerror}") from None
     return out_dir
+
+
+def _check_file(out_dir: Path, name: str) -> Path:
+    """The folder ``name`` goes in, after checking it can be a file there."""
+    path = out_dir / name
+    if path.is_dir():
+        raise OutputError(f"output file {path} is a folder")
+    for parent in path.parents:
+        if parent == out_dir or out_dir not in parent.parents:
+            break
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"output file {path}: {parent} is a file, not a folder")
+    return path.parent
 
 
 def check_actors_fit(actors: int, cpus: float, where: str) -> None:

@@ -19,6 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from landmark.logs import DEFAULT_LEVEL, LEVEL_ENV
+
 logger = logging.getLogger("landmark")
 
 NAMESPACE = "landmark"
@@ -49,7 +51,17 @@ def init_ray(address: str | None, actors: int) -> None:
     if address and address != "local":
         _join(address)
         return
-    start_local_ray(num_cpus=max(os.cpu_count() or 1, actors + 1), logging_level="WARNING")
+    start_local_ray(
+        num_cpus=max(os.cpu_count() or 1, actors + 1),
+        logging_level="WARNING",
+        runtime_env={"env_vars": worker_env()},
+    )
+
+
+def worker_env() -> dict[str, str]:
+    """What every worker of the run inherits from the driver, on every node: the log level
+    (so ``-v`` reaches the actors)."""
+    return {LEVEL_ENV: os.environ.get(LEVEL_ENV, DEFAULT_LEVEL)}
 
 
 def start_local_ray(num_cpus: int, **options: Any) -> None:
@@ -131,7 +143,7 @@ def _join(address: str) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
     options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
     if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
-        options["runtime_env"] = {"py_modules": [str(shipped_package())]}
+        options["runtime_env"] = {"py_modules": [str(shipped_package())], "env_vars": worker_env()}
     try:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:

@@ -1,6 +1,6 @@
 """Records in Redis outside a run's state: the record cache, shared by every run and node
-that uses the same Redis, and the driver's mirror of a job's records stream in
-``results.jsonl``."""
+that uses the same Redis, and the driver's mirror of a job's records stream in its record
+log (``results.jsonl``, or ``.landmark/records-NAME.jsonl`` for csv/json results)."""
 
 from __future__ import annotations
 
@@ -58,12 +58,12 @@ class RedisRecordCache:
 
 
 class ResultsMirror:
-    """The driver's copy of the records stream in ``results.jsonl``: appended as records
+    """The driver's copy of the records stream in the record log: appended as records
     arrive, each id once (a restarted driver skips what the file already holds)."""
 
-    def __init__(self, url: str, out_dir: Path | str, results_name: str, job_name: str) -> None:
+    def __init__(self, url: str, out_dir: Path | str, log_name: str, job_name: str) -> None:
         self.url = url
-        self.path = Path(out_dir) / results_name
+        self.path = Path(out_dir) / log_name
         self._seen = set(finished_in(self.path))
         self._sink = JsonlSink(self.path, flush_every=MIRROR_BATCH)
         self._client = connect(url)

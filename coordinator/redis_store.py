@@ -20,7 +20,8 @@ script that adds it to the stream only if ``HSETNX done`` says it is new, so a b
 twice (a connection lost during ``EXEC``) never duplicates a record, and only while the
 writer owns the job: one coordinator at a time, and a dying one is fenced off. When Redis is away,
 :meth:`RedisStore.flush` raises :class:`StoreUnavailable` and keeps the batch for the
-next try. The driver mirrors the stream into ``results.jsonl`` (:class:`ResultsMirror`).
+next try. The driver mirrors the stream into the record log (:class:`ResultsMirror`), the
+JSON-lines file the results are exported from (``results.jsonl`` itself by default).
 
 The record cache and the driver's mirror of the records stream are in ``redis_records``.
 """
@@ -120,13 +121,22 @@ class RedisStore:
     CLAIM_WAIT_S = 4.0  # per BLPOP: below the socket timeout
 
     def __init__(
-        self, url: str, out_dir: Path | str, results_name: str, claim_ttl_ms: int = OWNER_TTL_MS
+        self,
+        url: str,
+        out_dir: Path | str,
+        log_name: str,
+        claim_ttl_ms: int = OWNER_TTL_MS,
+        *,
+        export_name: str | None = None,
     ) -> None:
+        """``log_name``: the local mirror of the records; ``export_name``: the results
+        exported from it (when they are another file), deleted with it by :meth:`reset`."""
         self.url = url
         self.claim_ttl_ms = claim_ttl_ms
         self.description = f"redis ({redact_url(url)})"
         self.out_dir = Path(out_dir)
-        self.results_path = self.out_dir / results_name
+        self.log_path = self.out_dir / log_name
+        self.export_path = self.out_dir / export_name if export_name else None
         self._client: redis.Redis | None = None
         self._prefix = ""
         self._batch = _Batch()
@@ -161,9 +171,12 @@ class RedisStore:
         return Prior(kind, records, identity.differences(json.loads(meta["what"])), where)
 
     def reset(self) -> None:
-        """Delete the job's state and records in Redis and the local mirror (not the cache)."""
+        """Delete the job's state and records in Redis, the local mirror and the results
+        exported from it (not the cache)."""
         self._delete_keys()
-        self.results_path.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
+        if self.export_path is not None:
+            self.export_path.unlink(missing_ok=True)
 
     def _delete_keys(self) -> None:
         self._call("delete", *(self._key(k) for k in self.KEYS))

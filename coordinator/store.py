@@ -1,4 +1,4 @@
-"""Where a run's state lives: the store protocol, the job's identity, and the results file.
+"""Where a run's state lives: the store protocol, the job's identity, and the record log.
 
 A run's truth lives in a store, not in a process (see DESIGN.md, *State*). The
 Coordinator records into it as it goes — containers discovered, attempts made, records
@@ -11,7 +11,10 @@ Two backends share :class:`RunStore`: ``local_store.LocalStore`` (the embedded d
 under the output directory) and ``redis_store.RedisStore`` (for clusters and services).
 
 Records stream (the design's contract 4): ``JsonlSink`` appends each terminal record as it
-merges and keeps nothing of it, so memory does not grow with the run.
+merges and keeps nothing of it, so memory does not grow with the run. The file it appends
+to, the record log, is always JSON lines (``OutputSpec.record_log``): the results file for
+``.jsonl`` results; for csv or json, a file under ``.landmark/`` that ``exporters.py``
+turns into the results at the end of the run.
 """
 
 from __future__ import annotations
@@ -221,7 +224,7 @@ class JsonlSink:
     def write(self, record: Record, line: str | None = None) -> None:
         """Append ``record`` (``line``: its JSON text, when the caller has made it already)."""
         if self._file.closed:
-            raise ValueError(f"results file {self.path} is closed; cannot write {record.id!r}")
+            raise ValueError(f"record log {self.path} is closed; cannot write {record.id!r}")
         self._buffer.append((line or record.to_json_line()) + "\n")
         self.counts[str(record.status)] += 1
         if len(self._buffer) >= self.flush_every:
@@ -283,7 +286,7 @@ def _drop_partial_tail(path: Path) -> None:
 
 
 def read_results(path: Path | str) -> Iterator[dict[str, Any]]:
-    """The records of a results file, in order.
+    """The records of a record log (a JSON-lines results file), in order.
 
     A last line cut short (the process died mid-write) is skipped: everything before it
     is intact, and its container is simply not done. A bad line elsewhere is an error
@@ -303,7 +306,7 @@ def read_results(path: Path | str) -> Iterator[dict[str, Any]]:
 
 
 def finished_in(path: Path | str) -> dict[str, str]:
-    """``{id: status}`` of the records in a results file (empty if there is none)."""
+    """``{id: status}`` of the records in a record log (empty if there is none)."""
     path = Path(path)
     if not path.exists():
         return {}

@@ -51,7 +51,8 @@ def check_store_url(url: str) -> str:
 class StoreConfig:
     out_dir: Path
     job_name: str = ""
-    results: str = "results.jsonl"
+    record_log: str = "results.jsonl"  # the JSON-lines record log, inside out_dir
+    results: str | None = None  # the exported results, when they are not the log itself
     redis_url: str | None = None
     cache: bool = True
     cache_ttl_s: float = 86_400.0
@@ -61,7 +62,8 @@ class StoreConfig:
         return cls(
             out_dir=Path(out_dir),
             job_name=job.name,
-            results=job.output.results,
+            record_log=job.output.record_log,
+            results=None if job.output.record_log == job.output.results else job.output.results,
             redis_url=check_store_url(redis_url) if redis_url else None,
             cache=job.cache.enabled,
             cache_ttl_s=job.cache.ttl.total_seconds(),
@@ -77,18 +79,20 @@ class StoreConfig:
         if self.redis_url:
             from landmark.coordinator.redis_store import RedisStore
 
-            return RedisStore(self.redis_url, self.out_dir, self.results)
+            return RedisStore(
+                self.redis_url, self.out_dir, self.record_log, export_name=self.results
+            )
         from landmark.coordinator.local_store import LocalStore
 
-        return LocalStore(self.out_dir, self.results)
+        return LocalStore(self.out_dir, self.record_log, export_name=self.results)
 
     def open_mirror(self):
-        """With Redis, the driver copies the records stream into ``results.jsonl``."""
+        """With Redis, the driver copies the records stream into the record log."""
         if not self.redis_url:
             return None
         from landmark.coordinator.redis_records import ResultsMirror
 
-        return ResultsMirror(self.redis_url, self.out_dir, self.results, self.job_name)
+        return ResultsMirror(self.redis_url, self.out_dir, self.record_log, self.job_name)
 
     def open_cache(self) -> RecordCache | None:
         if not self.cache:

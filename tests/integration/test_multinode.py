@@ -1,23 +1,27 @@
-"""A real two-node Ray cluster on this machine: the demo joins it and spreads its actors.
+"""A real two-node Ray cluster on this machine: the demo joins it and spreads its actors, and
+``landmark doctor --address`` checks both nodes.
 
 The session's ``ray_session`` fixture already holds a Ray in this process, and
 a process can be connected to one cluster only, so everything here runs in
 subprocesses: ``cluster/local_cluster.sh`` starts a head and one worker node
 (one CPU each, so the two BrowserActors cannot share a node), ``landmark demo
 --address`` runs against it, and a second driver reads from the GCS which
-node each BrowserActor ran on. The cluster is stopped in a ``finally``.
+node each BrowserActor ran on. The cluster is shared by the module's tests and stopped in
+a ``finally``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import random
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ SCRIPT = ROOT / "cluster" / "local_cluster.sh"
 ITEMS = 40
 START_TIMEOUT_S = 180
 DEMO_TIMEOUT_S = 300
+DOCTOR_TIMEOUT_S = 240  # the doctor's own per-node deadline is 150 s
 
 # Reads the GCS actor table (it keeps dead actors too, with the node each one ran on).
 ACTOR_NODES = """
@@ -93,7 +98,7 @@ def _cluster(command: str, port: int, env: dict[str, str], *extra: str) -> str:
     return done.stdout
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_node_cluster(found_browser):
     if shutil.which("setsid") is None:
         pytest.skip("local_cluster.sh needs setsid (util-linux)")
@@ -117,7 +122,7 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     options = ["--address", address, "--quiet", "--out", str(out)]
     demo = subprocess.run(
         [sys.executable, "-m", "landmark.coordinator.cli", "demo", "--items", str(ITEMS), *options],
-        cwd=tmp_path,  # the working_dir upload must not depend on the caller's directory
+        cwd=tmp_path,  # the package is shipped (py_modules), whatever the caller's directory
         env=env,
         capture_output=True,
         text=True,
@@ -146,3 +151,71 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     }
     assert browser_nodes == set(seen["nodes"]), "each node should have run a BrowserActor"
     assert len(coordinator_nodes) == 1
+
+
+def _doctor(address: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "landmark.coordinator.cli", "doctor", "--address", address],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DOCTOR_TIMEOUT_S,
+    )
+
+
+def test_doctor_checks_each_node_from_the_node(two_node_cluster, tmp_path):
+    address, env = two_node_cluster
+    env = {key: value for key, value in env.items() if key != "LANDMARK_REDIS_URL"}
+    doctor = _doctor(address, env, tmp_path)
+    out = doctor.stdout
+    assert doctor.returncode == 0, out + doctor.stderr
+    assert f"cluster     {address}: 2 alive node(s)" in out
+    nodes = [line for line in out.splitlines() if line.startswith("node ")]
+    assert len(nodes) == 2 and len(set(nodes)) == 2, out  # two different nodes
+    assert "head" in nodes[0] and "head" not in nodes[1], out
+    assert out.count(": launched, version ") == 2, out  # each node started its Chromium
+    assert out.count(f"  python    {platform.python_version()}\n") == 2, out
+    assert out.count(f"  ray       {version('ray')}\n") == 2, out
+    assert out.count("(shipped by the driver)") == 2, out  # py_modules, as runs do
+    assert "on the driver" not in out.replace("(from the driver)", ""), out  # no mismatch
+    verdicts = [line for line in out.splitlines() if line.startswith("verdict")]
+    assert len(verdicts) == 2 and not any("FAIL" in line for line in verdicts), out
+    assert "cluster     2 node(s): 2 ok, 0 would fail a run" in out
+
+
+def test_doctor_with_a_wrong_token_is_one_line(two_node_cluster, tmp_path):
+    address, env = two_node_cluster
+    wrong = tmp_path / "auth_token"
+    wrong.write_text("0" * 64)
+    doctor = _doctor(address, env | {"RAY_AUTH_TOKEN_PATH": str(wrong)}, tmp_path)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    (line,) = doctor.stderr.splitlines()
+    assert line.startswith(f"landmark doctor: cannot reach the Ray cluster at '{address}'")
+    assert "refused this client's token" in line
+
+
+# A node check that cannot finish in time (0.05 s: the worker has not even started).
+LATE = """
+import sys
+from landmark.coordinator.doctor import doctor
+
+sys.exit(doctor(browser="/nonexistent/chrome", address=sys.argv[1], node_deadline_s=0.05))
+"""
+
+
+def test_doctor_reports_a_node_that_does_not_answer_in_time(two_node_cluster, tmp_path):
+    address, env = two_node_cluster
+    late = subprocess.run(
+        [sys.executable, "-c", LATE, address],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DOCTOR_TIMEOUT_S,
+    )
+    assert late.returncode == 1, late.stdout + late.stderr
+    verdicts = [line for line in late.stdout.splitlines() if line.startswith("verdict")]
+    assert len(verdicts) == 2, late.stdout
+    assert all("FAIL: the check did not answer within 0.05 s" in line for line in verdicts)
+    assert "cluster     2 node(s): 0 ok, 2 would fail a run" in late.stdout
