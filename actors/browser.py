@@ -15,10 +15,13 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
+
+    from landmark.config.browser_spec import BrowserSpec, ProxySpec
 
 SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -139,3 +142,57 @@ async def launch_browser(
     return await playwright.chromium.launch(
         executable_path=executable, headless=headless, args=args
     )
+
+
+class StorageStateMissing(RuntimeError):
+    """``browser.storage_state`` is set but its contents were not loaded with the job."""
+
+
+def context_options(spec: BrowserSpec) -> dict[str, Any]:
+    """``browser.new_context`` options for the job's identity: viewport, user agent, extra
+    headers, locale, time zone, proxy and a logged-in storage state. Every context a job
+    opens gets them (the session's, after each recycle too), so every request, robots.txt
+    included (``context.request``), comes from the same visitor.
+
+    The storage state is the parsed contents ``load_job`` read on the driver, never the file:
+    an actor on another node does not have it."""
+    width, height = spec.viewport
+    options: dict[str, Any] = {"viewport": {"width": width, "height": height}}
+    if spec.user_agent:
+        options["user_agent"] = spec.user_agent
+    if spec.headers:
+        options["extra_http_headers"] = dict(spec.headers)
+    if spec.locale:
+        options["locale"] = spec.locale
+    if spec.timezone:
+        options["timezone_id"] = spec.timezone
+    if spec.proxy is not None:
+        options["proxy"] = proxy_settings(spec.proxy)
+    if spec.storage_state is not None:
+        if spec.storage_state_data is None:
+            raise StorageStateMissing(
+                f"browser.storage_state {spec.storage_state} was not read: load the job "
+                "with landmark.config.loading.load_job, which reads it where the job is loaded"
+            )
+        options["storage_state"] = spec.storage_state_data
+    return options
+
+
+def proxy_settings(proxy: ProxySpec) -> dict[str, str]:
+    """Playwright's proxy settings; the password is unwrapped only here, for Playwright."""
+    settings = {"server": proxy.server}
+    if proxy.username is not None:
+        settings["username"] = proxy.username
+    if proxy.password is not None:
+        settings["password"] = proxy.password.get_secret_value()
+    if proxy.bypass:
+        settings["bypass"] = proxy.bypass
+    return settings
+
+
+def proxy_host(spec: BrowserSpec) -> str | None:
+    """The proxy's host name: with ``only_hosts`` it must resolve too, or nothing loads."""
+    if spec.proxy is None:
+        return None
+    server = spec.proxy.server
+    return urlsplit(server if "://" in server else f"http://{server}").hostname

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import ray
+
 from landmark.actors.learner import PerformanceLearner
 from landmark.actors.protocol import WORKER_OPTIONS
 from landmark.actors.session import SessionBroken
 from landmark.actors.worker import BrowserWorker
 from landmark.config.job import JobSpec
 from landmark.config.records import Container, Record
-
 from landmark.logs import configure_worker_logging
 
 

@@ -9,6 +9,9 @@ The whole of one source's discovery is bounded too: an endless feed never runs o
 cards, so scrolling stops at ``containers.limit`` or at ``timeouts.discovery`` (counted
 from the call, checked between steps), and the stream ends with a ``CutShort`` chunk
 that says which. What was found until then is extracted as usual.
+
+A source page that robots.txt disallows (``politeness.robots_txt: obey``) is not opened:
+discovery raises ``DiscoveryRefused``, a DiscoveryError that says it is not worth retrying.
 """
 
 from __future__ import annotations
@@ -19,19 +22,30 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from playwright.async_api import Error as PlaywrightError
+
 from landmark.actors.dom_cache import DomCache
 from landmark.actors.learner import Deadlines, PerformanceLearner
 from landmark.actors.protocol import CutShort
+from landmark.actors.robots import RobotsDisallowed
 from landmark.actors.session import BrowserGone, BrowserSession, OffSiteError, Slot
 from landmark.config.job import IdSource, JobSpec, OpenMode
 from landmark.config.records import Container, domain_of, text_hash
-from playwright.async_api import Error as PlaywrightError
 
 EVALUATE_GRACE_S = 5.0  # beyond the in-page deadline: the round trip on a busy machine
 
 
 class DiscoveryError(RuntimeError):
     """The gallery could not be scrolled; the message says why (no traceback needed)."""
+
+    retryable = True
+
+
+class DiscoveryRefused(DiscoveryError):
+    """The source page may not be opened at all (its robots.txt disallows it): another
+    attempt, on any actor, would get the same answer."""
+
+    retryable = False
 
 
 class Discovery:
@@ -78,6 +92,8 @@ class Discovery:
                     if cut is not None:
                         yield cut
                     return
+        except RobotsDisallowed as refused:
+            raise DiscoveryRefused(f"discovery of {source} refused: {refused}") from None
         except TimeoutError:
             slot.poisoned, slot.gallery = True, None
             message = f"discovery of {source} timed out: the page stopped answering"

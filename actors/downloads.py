@@ -5,6 +5,10 @@ leaves a half file that looks whole; and every way a download can fail — HTTP 
 reset, a body that stalls (``idle``), one that trickles (``timeout``), one too large
 (``max_bytes``) — removes the part file and raises :class:`DownloadError`, whose message
 is the reason a record carries.
+
+A download goes out as the job's browser would send it (:class:`Identity`): its user
+agent, extra headers and the context's cookies for that URL, through its proxy — a
+logged-in file or a proxied job must not fetch media as somebody else, or around the proxy.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import asyncio
 import hashlib
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from landmark.config.browser_spec import BrowserSpec
 
 CHUNK = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -25,6 +33,37 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 class DownloadError(Exception):
     """A download that did not produce a whole file; ``str()`` is the reason for the record."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a download says it is, and the way out (aiohttp's headers and proxy options)."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    proxy: str | None = None
+    proxy_headers: dict[str, str] = field(default_factory=dict)
+
+
+def identity_of(spec: BrowserSpec, cookie_header: str = "") -> Identity:
+    """The job's browser identity for aiohttp; a socks5 proxy (which aiohttp cannot use)
+    is refused rather than bypassed."""
+    headers = dict(spec.headers)
+    if spec.user_agent:
+        headers["User-Agent"] = spec.user_agent
+    if spec.locale and not any(name.lower() == "accept-language" for name in headers):
+        headers["Accept-Language"] = spec.locale
+    if cookie_header:
+        headers["Cookie"] = cookie_header
+    if spec.proxy is None:
+        return Identity(headers)
+    if spec.proxy.server.startswith("socks5"):
+        raise DownloadError("downloads cannot go through a socks5 proxy; use an http(s) proxy")
+    server = spec.proxy.server if "://" in spec.proxy.server else f"http://{spec.proxy.server}"
+    auth = {}
+    if spec.proxy.username is not None:
+        password = spec.proxy.password.get_secret_value() if spec.proxy.password else ""
+        auth["Proxy-Authorization"] = aiohttp.encode_basic_auth(spec.proxy.username, password)
+    return Identity(headers, server, auth)
 
 
 def safe_file_name(container_id: str, url: str) -> str:
@@ -42,6 +81,7 @@ async def download_to_file(
     *,
     idle_s: float = 20.0,
     total_s: float = 60.0,
+    identity: Identity | None = None,
 ) -> dict[str, Any]:
     """Stream ``url`` into ``folder``; returns path, bytes and sha256, or raises DownloadError."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -49,7 +89,7 @@ async def download_to_file(
     partial = target.with_name(target.name + ".part")
     try:
         async with asyncio.timeout(total_s):
-            written, digest = await _stream(url, partial, max_bytes, idle_s)
+            written, digest = await _stream(url, partial, max_bytes, idle_s, identity or Identity())
     except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one too
         partial.unlink(missing_ok=True)
         raise DownloadError(f"download of {url} stalled: no data for {idle_s:g}s") from None
@@ -68,11 +108,14 @@ async def download_to_file(
     return {"path": str(target), "bytes": written, "sha256": digest}
 
 
-async def _stream(url: str, partial: Path, max_bytes: int, idle_s: float) -> tuple[int, str]:
+async def _stream(
+    url: str, partial: Path, max_bytes: int, idle_s: float, identity: Identity
+) -> tuple[int, str]:
     digest = hashlib.sha256()
     written = 0
     timeout = aiohttp.ClientTimeout(sock_connect=idle_s, sock_read=idle_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+    request = session_get(url, identity)
+    async with aiohttp.ClientSession(timeout=timeout) as session, request(session) as response:
         if response.status >= 400:
             raise DownloadError(f"HTTP {response.status} downloading {url}")
         declared = response.content_length
@@ -86,6 +129,20 @@ async def _stream(url: str, partial: Path, max_bytes: int, idle_s: float) -> tup
                 sink.write(chunk)
                 digest.update(chunk)
     return written, digest.hexdigest()
+
+
+def session_get(url: str, identity: Identity):
+    """``session.get`` with the identity's headers and proxy (never the environment's)."""
+
+    def get(session: aiohttp.ClientSession):
+        return session.get(
+            url,
+            headers=identity.headers,
+            proxy=identity.proxy,
+            proxy_headers=identity.proxy_headers or None,
+        )
+
+    return get
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> DownloadError:

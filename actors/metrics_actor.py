@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import psutil
+
 from landmark.actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
 from landmark.actors.process_tree import (
     MemoryReading,
@@ -49,12 +50,12 @@ from landmark.actors.process_tree import (
     trees_pids,
     trees_rss,
 )
-
 from landmark.logs import configure_worker_logging
 
 if TYPE_CHECKING:
-    from landmark.config.job import BudgetSpec
     from ray.actor import ActorHandle
+
+    from landmark.config.job import BudgetSpec
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,10 @@ loop). In link and self mode a few such hops are followed — a same-site script
 is a legitimate way to reach an item — and past ``SELF_NAVIGATIONS`` the container fails
 saying so; in click mode the gallery page going away fails the container at once. A hop
 to a host outside the job fails it with that host named, and is not retried.
+
+With ``politeness.robots_txt: obey`` a page robots.txt disallows is not opened (the check is
+in ``BrowserSession.goto``, see ``robots.py``): its container fails, not retried, with a
+reason that names the rule's origin, the path, the user-agent token and the way out.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import math
 import time
 from datetime import timedelta
 
+from playwright.async_api import Error as PlaywrightError
+
 from landmark.actors.discovery import Discovery, first_line
 from landmark.actors.dom_cache import DomCache
-from landmark.actors.downloads import DownloadError, download_to_file
+from landmark.actors.downloads import DownloadError, download_to_file, identity_of
 from landmark.actors.extraction import (
     Settled,
     field_plan,
@@ -34,10 +40,10 @@ from landmark.actors.extraction import (
     settle_and_resolve,
 )
 from landmark.actors.learner import Deadlines, PerformanceLearner
+from landmark.actors.robots import RobotsDisallowed
 from landmark.actors.session import BrowserGone, BrowserSession, OffSiteError, SessionBroken, Slot
 from landmark.config.job import JobSpec, OpenMode
 from landmark.config.records import Container, Phase, Problem, Record, Status, domain_of
-from playwright.async_api import Error as PlaywrightError
 
 ERROR_SELECTOR = "[role=alert]"
 SEEK_MAX_STEPS = 10_000
@@ -148,6 +154,8 @@ class ContainerReader:
         except OffSiteError as off_site:
             self._poison(slot)
             return self._failure(container, progress.phase, str(off_site), retryable=False)
+        except RobotsDisallowed as refused:  # the page was not touched: no need to replace it
+            return self._failure(container, progress.phase, str(refused), retryable=False)
         except PlaywrightError as error:
             self._poison(slot)
             return self._page_error(slot, container, progress.phase, error)
@@ -352,6 +360,7 @@ class ContainerReader:
         if deadline_at is not None:  # what is left of the container's deadline, less a margin
             total = max(0.5, min(total, deadline_at - time.monotonic() - DOWNLOAD_RESERVE_S))
         try:
+            cookies = await self.session.cookie_header(str(url))
             record.download = await download_to_file(
                 str(url),
                 self.out_dir / spec.dir,
@@ -359,6 +368,7 @@ class ContainerReader:
                 spec.max_bytes,
                 idle_s=spec.idle.total_seconds(),
                 total_s=total,
+                identity=identity_of(self.job.browser, cookies),
             )
         except DownloadError as error:
             record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=str(error)))

@@ -16,6 +16,12 @@ and a navigation of a page's main frame to a host outside the job — a server r
 a script's ``location =`` — is remembered on its slot, so the container fails with that
 reason rather than with the browser's "name not resolved".
 
+Behind a proxy (``browser.proxy``) the browser does not resolve the pages' hosts itself, so
+the resolver rules of ``launch_browser`` fence nothing: the context then refuses requests
+to other hosts by routing (aborted as "name not resolved", so they are counted and named
+just the same). Routing sends each request through the driver and turns the HTTP cache
+off: a cost only proxied jobs pay.
+
 Every Playwright call here has a deadline: a browser that dies while launching leaves
 ``new_page()`` waiting for ever, and a hung renderer can hold ``page.close()``.
 """
@@ -32,14 +38,23 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from landmark.actors.browser import FoundBrowser, find_browser, launch_browser
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from landmark.actors.browser import (
+    FoundBrowser,
+    StorageStateMissing,
+    context_options,
+    find_browser,
+    launch_browser,
+    proxy_host,
+)
 from landmark.actors.extraction import LANDMARKS_JS
 from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.actors.robots import RobotsTxt, fetch_rules
 from landmark.config.job import JobSpec
 from landmark.config.records import domain_of
 from landmark.config.settings import Settings
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
-from playwright.async_api import Error as PlaywrightError
 
 GALLERY_JS = resources.files("landmark.actors").joinpath("gallery.js").read_text(encoding="utf-8")
 RSS_CHECK_EVERY = 50
@@ -107,6 +122,8 @@ class BrowserSession:
         self._schemes = set(job.sources.allow_schemes)
         self._observe = learner_observe or (lambda *args: None)
         self._deadline_s = job.timeouts.navigation.total_seconds()
+        obey = job.politeness.robots_txt == "obey"
+        self.robots = RobotsTxt(job.browser.user_agent) if obey else None
         # Starting Chromium and a context of pages is not a page's navigation: on a busy
         # machine it takes seconds, so it has the actor's start deadline.
         self._launch_s = job.timeouts.actor_start.total_seconds()
@@ -147,22 +164,32 @@ class BrowserSession:
             raise SessionBroken("the session was not started")
         headless = self.job.browser.headless
         headless = self._settings.headless if headless is None else headless
+        # The proxy's own host must resolve, or no request gets anywhere through it.
+        proxy = proxy_host(self.job.browser)
+        resolvable = self._allowed_hosts | ({proxy} if proxy else set())
         self._browser = await launch_browser(
-            self._playwright, self._found, headless=headless, only_hosts=self._allowed_hosts
+            self._playwright, self._found, headless=headless, only_hosts=resolvable
         )
         await self._open_context()
 
     async def _open_context(self) -> None:
+        """A context with the job's identity (``context_options``): discovery, items and
+        robots.txt all go through it, so every request comes from the same visitor."""
         if self._browser is None:
             raise BrowserGone("no browser to open a context in")
-        width, height = self.job.browser.viewport
+        try:
+            options = context_options(self.job.browser)
+        except StorageStateMissing as error:
+            raise SessionBroken(str(error)) from None
         self._open_pages = set()  # the old context's, if it died without saying so
-        context = await self._browser.new_context(viewport={"width": width, "height": height})
+        context = await self._browser.new_context(**options)
         context.set_default_timeout(self._deadline_s * 1000)
         await context.add_init_script(script=LANDMARKS_JS)
         await context.add_init_script(script=GALLERY_JS)
         context.on("requestfailed", self._count_blocked)
         context.on("page", self._on_page)
+        if self.job.browser.proxy is not None:  # the resolver rules do not apply
+            await context.route(self._off_site, self._refuse)
         self._context = context
         self._slots = [await self._new_slot() for _ in range(self.job.budget.pages_per_actor)]
         self._free = list(self._slots)
@@ -193,6 +220,14 @@ class BrowserSession:
             how = "was redirected" if request.redirected_from else "navigated"
             slot.left_for = f"the page {how} off the job's hosts, to {request.url}"
 
+    def _off_site(self, url: str) -> bool:
+        return not self.allowed(url)
+
+    @staticmethod
+    async def _refuse(route) -> None:
+        with contextlib.suppress(PlaywrightError):  # the page went away meanwhile
+            await route.abort("namenotresolved")
+
     def _slot_of(self, request) -> tuple[Slot | None, Any]:
         """The slot whose page (any frame of it) made ``request``, and that frame; no slot
         for a popup's request or a service worker's (it has no frame)."""
@@ -202,6 +237,14 @@ class BrowserSession:
         except PlaywrightError:
             return None, None
         return next((slot for slot in self._slots if slot.page == page), None), frame
+
+    async def cookie_header(self, url: str) -> str:
+        """The context's cookies for ``url`` as a Cookie header, for a request made outside
+        the browser (a download) that must still be the logged-in visitor."""
+        if self._context is None:
+            return ""
+        cookies = await self._context.cookies(url)
+        return "; ".join(f"{cookie['name']}={cookie['value']}" for cookie in cookies)
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -435,10 +478,12 @@ class BrowserSession:
 
     # -- navigation ----------------------------------------------------------------------
     async def goto(self, slot: Slot, url: str):
-        """Load ``url`` in ``slot``; the learner hears how long it took."""
-        started = time.monotonic()
+        """Load ``url`` in ``slot`` if robots.txt allows it (RobotsDisallowed if not); the
+        learner hears how long the navigation took."""
         slot.left_for = None
         self.check_scheme(url)
+        await self.check_robots(url)
+        started = time.monotonic()
         try:
             response = await slot.page.goto(
                 url, wait_until="domcontentloaded", timeout=self._deadline_s * 1000
@@ -451,6 +496,23 @@ class BrowserSession:
         self.check_on_site(slot)
         self._observe(domain_of(url), "navigate", time.monotonic() - started)
         return response
+
+    async def check_robots(self, url: str) -> None:
+        """Raise RobotsDisallowed if the job obeys robots.txt and it disallows ``url``. Only
+        hosts the job may visit are asked: the browser refuses any other before a byte is
+        sent, and so must the robots.txt fetch (it does not go through that rule)."""
+        parts = urlsplit(url)
+        if self.robots is None or parts.scheme not in {"http", "https"} or not self.allowed(url):
+            return
+        context = self._context
+        if context is None:
+            raise BrowserGone("no browser context to read robots.txt with")
+        deadline_s = self._deadline_s
+
+        def fetch(origin: str):
+            return fetch_rules(context.request, origin, deadline_s, self.allowed)
+
+        await self.robots.check(url, fetch)
 
     async def next_document(self, slot: Slot, seen: int) -> None:
         """After the page navigated away under a call: wait until a document after the
@@ -474,4 +536,5 @@ class BrowserSession:
             "popups_closed": counters.popups_closed,
             "pages_open": len(self._open_pages),
             "in_flight": self._in_flight,
+            **({"robots": self.robots.stats()} if self.robots is not None else {}),
         }

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import psutil
+
 from landmark.actors.browser import FoundBrowser, find_browser, launch_browser
 from landmark.actors.dom_cache import DomCache
 from landmark.actors.learner import DEFAULT_CHAIN, PerformanceLearner

@@ -38,6 +38,7 @@ from typing import Any
 
 import psutil
 import yaml
+
 from landmark.benchmarks.scenarios import reset_site
 from landmark.benchmarks.scoring import score
 from landmark.benchmarks.site import SiteConfig, start_site_process

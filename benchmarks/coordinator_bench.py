@@ -26,6 +26,7 @@ from shutil import rmtree, which
 from typing import Any
 
 import psutil
+
 from landmark.benchmarks.contenders.fields import EXAMPLE_JOB
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.config.loading import load_job
@@ -50,6 +51,7 @@ class NoopCoordinator(Coordinator):
 def start_ray(actors: int, attempts: int = RAY_START_ATTEMPTS) -> bool:
     """A local Ray; on a busy machine its 30 s node start-up limit can pass, so try again."""
     import ray
+
     from landmark.coordinator.ray_setup import init_ray
 
     for attempt in range(1, attempts + 1):

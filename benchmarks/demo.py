@@ -14,6 +14,8 @@ import socket
 from importlib import resources
 from pathlib import Path
 
+from rich.console import Console
+
 from landmark.benchmarks.scoring import score
 from landmark.benchmarks.site import SiteConfig, start_site_process
 from landmark.benchmarks.site.config import DEFAULT_PORT, HOST
@@ -21,7 +23,6 @@ from landmark.config.loading import load_job
 from landmark.coordinator.driver import check_browser, exit_status, job_overrides, run_job
 from landmark.coordinator.report import print_summary
 from landmark.coordinator.store import read_results
-from rich.console import Console
 
 EXAMPLE_JOB = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
 

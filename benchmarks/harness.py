@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from landmark.benchmarks.report import chaos_table, write_report
 from landmark.benchmarks.scenarios import SCENARIOS, Bench
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from landmark.actors.process_tree import pss_of, tree_pids
 from landmark.config.job import JobSpec
 
@@ -205,6 +206,7 @@ def run_bounded(job: JobSpec, bound_s: float) -> tuple[dict[str, Any] | None, st
 
 def _cancel(job_name: str) -> None:
     import ray
+
     from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 
     with contextlib.suppress(ValueError, ray.exceptions.RayError):

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import ray
+
 from landmark.actors.protocol import WORKER_OPTIONS
 from landmark.config.job import JobSpec
 from landmark.config.records import Container, Phase, Record, Status

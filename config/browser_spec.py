@@ -8,12 +8,13 @@ BrowserActor.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from landmark.config.spec_base import Spec, Text
 from landmark.config.units import ByteSize
-from pydantic import Field, SecretStr, field_validator
 
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an HTTP token (RFC 9110)
 # Headers the browser sets itself; setting them by hand breaks pages rather than helps.
@@ -95,6 +96,19 @@ class BrowserSpec(Spec):
         description="A Playwright storage-state file (cookies, localStorage) for a logged-in "
         "session; relative paths are read from the job file's folder.",
     )
+    # The file's parsed contents, read once where the job is loaded (``load_job``): actors may
+    # run on other nodes, which do not have the file. Private, so it pickles with the job to
+    # every actor but never shows in a dump, a repr, the summary or the job's identity hash.
+    _storage_state_data: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def storage_state_data(self) -> dict[str, Any] | None:
+        """The storage state read by ``load_job`` (cookies, origins), or None."""
+        return self._storage_state_data
+
+    def attach_storage_state(self, data: dict[str, Any]) -> None:
+        """Carry ``data`` (a checked Playwright storage state) with the job to the actors."""
+        self._storage_state_data = data
 
     @field_validator("headers")
     @classmethod

@@ -8,8 +8,9 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from landmark.config.spec_base import MAX_TEXT, Spec, Text, check_one_group, check_regex
 from pydantic import Field, field_validator, model_validator
+
+from landmark.config.spec_base import MAX_TEXT, Spec, Text, check_one_group, check_regex
 
 
 class Relation(StrEnum):

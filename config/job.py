@@ -13,17 +13,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from landmark.config.browser_spec import BrowserSpec
-from landmark.config.fields import FieldSpec
-from landmark.config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
-from landmark.config.spec_base import MAX_WAIT, Spec, Text, check_one_group
-from landmark.config.units import ByteSize, Duration, Limit, ResourceLimit
 from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from landmark.config.browser_spec import BrowserSpec
+from landmark.config.fields import FieldSpec
+from landmark.config.sources import DEFAULT_SCHEMES, normalise_url, read_sources_file
+from landmark.config.spec_base import MAX_WAIT, Spec, Text, check_one_group
+from landmark.config.units import ByteSize, Duration, Limit, ResourceLimit
 
 
 class OpenMode(StrEnum):

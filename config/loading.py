@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from landmark.config.job import JobSpec
-from landmark.config.sources import SourcesFileError
 from pydantic import ValidationError
 
+from landmark.config.job import JobSpec
+from landmark.config.sources import SourcesFileError
+
 MAX_JOB_FILE_BYTES = 4 * 2**20
+MAX_STORAGE_STATE_BYTES = 16 * 2**20  # it travels with the job to every actor
+SAVE_STATE_HINT = (
+    "save one with Playwright's context.storage_state(path=...) after logging in, "
+    "or remove browser.storage_state"
+)
 MAPPING_ORIGIN = Path("<job mapping>")  # what errors name for a job given as a mapping
 
 
@@ -114,6 +120,8 @@ def load_job(
         raise JobFileError(path, describe_validation_error(error)) from None
     if job.sources.file is not None:
         _check_sources_file(path, job)
+    if job.browser.storage_state is not None:
+        _load_storage_state(path, job)
     return job
 
 
@@ -146,6 +154,85 @@ def _check_sources_file(path: Path, job: JobSpec) -> None:
         job.source_urls()
     except SourcesFileError as error:
         raise JobFileError(path, [f"sources.file: {error}"]) from None
+
+
+def _load_storage_state(path: Path, job: JobSpec) -> None:
+    """Resolve ``browser.storage_state`` against the job file's folder, read and check it here,
+    and carry its contents with the job: actors on other nodes do not have the file. The
+    problems name the file, never a cookie's value."""
+    state_file = job.browser.storage_state
+    assert state_file is not None
+    if not state_file.is_absolute():
+        state_file = path.parent / state_file
+    where = "browser.storage_state"
+    if not state_file.is_file():
+        raise JobFileError(path, [f"{where}: no such file: {state_file}; {SAVE_STATE_HINT}"])
+    try:
+        if state_file.stat().st_size > MAX_STORAGE_STATE_BYTES:
+            limit = MAX_STORAGE_STATE_BYTES // 2**20
+            raise JobFileError(path, [f"{where}: {state_file} is larger than {limit} MiB"])
+        data = json.loads(state_file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise JobFileError(
+            path, [f"{where}: {state_file} cannot be read: {error.strerror}"]
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        problem = "not JSON"
+    else:
+        problem = storage_state_problem(data)
+    if problem is not None:
+        reason = f"{state_file} is not a Playwright storage state ({problem})"
+        raise JobFileError(path, [f"{where}: {reason}; {SAVE_STATE_HINT}"])
+    job.browser.storage_state = state_file.resolve()
+    job.browser.attach_storage_state(data)
+
+
+def storage_state_problem(data: Any) -> str | None:
+    """What makes ``data`` unusable as Playwright's ``storage_state`` (a JSON object with a
+    ``cookies`` list and optionally an ``origins`` list), or None. Checked here so that a bad
+    file fails ``validate``, not every actor's browser start."""
+    if not isinstance(data, dict):
+        return "expected a JSON object with a 'cookies' list"
+    if not isinstance(data.get("cookies"), list):
+        return "'cookies' must be a list"
+    for index, cookie in enumerate(data["cookies"]):
+        if problem := _cookie_problem(cookie):
+            return f"cookies[{index}]: {problem}"
+    origins = data.get("origins", [])
+    if not isinstance(origins, list):
+        return "'origins' must be a list"
+    for index, origin in enumerate(origins):
+        if problem := _origin_problem(origin):
+            return f"origins[{index}]: {problem}"
+    return None
+
+
+def _cookie_problem(cookie: Any) -> str | None:
+    """Playwright's rules for a cookie: a name and a value, and a url or a domain and path."""
+    if not isinstance(cookie, dict):
+        return "not an object"
+    missing = [key for key in ("name", "value") if not isinstance(cookie.get(key), str)]
+    if missing:
+        return f"no text {' or '.join(missing)}"
+    has_url = isinstance(cookie.get("url"), str)
+    has_place = all(isinstance(cookie.get(key), str) for key in ("domain", "path"))
+    if not (has_url or has_place):
+        return "needs a 'url', or a 'domain' and a 'path'"
+    if cookie.get("sameSite", "Lax") not in {"Strict", "Lax", "None"}:
+        return "'sameSite' must be Strict, Lax or None"
+    return None
+
+
+def _origin_problem(origin: Any) -> str | None:
+    if not isinstance(origin, dict) or not isinstance(origin.get("origin"), str):
+        return "needs an 'origin' such as https://example.com"
+    items = origin.get("localStorage", [])
+    pairs = isinstance(items, list) and all(
+        isinstance(item, dict) and isinstance(item.get("name"), str)
+        and isinstance(item.get("value"), str)
+        for item in items
+    )  # fmt: skip
+    return None if pairs else "'localStorage' must be a list of {name, value} texts"
 
 
 def _set_dotted(path: Path, data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -38,6 +38,11 @@ def _domain_of_authority(authority: str, scheme: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
+# A refusal by the site's own rules (robots.txt): the host answered, so it says nothing
+# about the host's health and must not count towards giving the host up.
+ROBOTS_REFUSAL = "robots.txt of "
+
+
 class Status(StrEnum):
     OK = "ok"  # every required field found
     PARTIAL = "partial"  # opened and read, but a required field is missing

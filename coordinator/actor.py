@@ -23,6 +23,8 @@ from collections import Counter
 from typing import Any
 
 import ray
+from ray.exceptions import OutOfMemoryError, RayActorError, RayError
+
 from landmark.actors.browser_actor import BrowserActor
 from landmark.config.job import JobSpec, OpenMode
 from landmark.config.records import Container, Record, hosts_of
@@ -33,8 +35,6 @@ from landmark.coordinator.run_stats import RunStats
 from landmark.coordinator.scheduler import Assignment, Scheduler
 from landmark.coordinator.store import JobIdentity, StoreError
 from landmark.coordinator.store_config import StoreConfig
-from ray.exceptions import OutOfMemoryError, RayActorError, RayError
-
 from landmark.logs import configure_worker_logging
 
 logger = logging.getLogger("landmark.coordinator")

@@ -22,7 +22,6 @@ from landmark.coordinator.driver import RunFailedError
 from landmark.coordinator.preflight import BudgetError, OutputError
 from landmark.coordinator.store import JobChangedError, StoreError
 from landmark.coordinator.store_config import StoreUrlError
-
 from landmark.logs import LEVEL_ENV, LogLevelError, configure_logging, level_from
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130

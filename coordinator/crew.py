@@ -16,9 +16,10 @@ import logging
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
+
 from landmark.actors.metrics_actor import create_metrics_actor
 from landmark.config.job import JobSpec
-from ray.exceptions import RayError
 
 logger = logging.getLogger("landmark.coordinator")
 

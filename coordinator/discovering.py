@@ -19,9 +19,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ray.exceptions import OutOfMemoryError, RayActorError, RayError
+
 from landmark.actors.protocol import CutShort
 from landmark.coordinator.crew import short_error
-from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
 if TYPE_CHECKING:
     from landmark.coordinator.actor import Coordinator
@@ -93,6 +94,8 @@ class DiscoveryRunner:
                     coordinator.actor_lost(actor, f"discovery: {reason}")
                 except RayError as error:  # the page failed (crash, network): try again
                     reason = short_error(error)
+                    if getattr(getattr(error, "cause", None), "retryable", True) is False:
+                        break  # e.g. robots.txt disallows the source: every actor would say so
                 except KeyError:  # the actor was given up between the pick and the call
                     reason = f"{actor} went away"
             self._failed(source, reason)

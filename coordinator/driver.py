@@ -151,8 +151,9 @@ def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> 
 
 def _start_coordinator(job, sources, store, actor_class):
     import ray
-    from landmark.coordinator.actor import RemoteCoordinator
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from landmark.coordinator.actor import RemoteCoordinator
 
     name = coordinator_name(job.name)
     try:

@@ -200,8 +200,9 @@ def check_browser(explicit: str | None, timeout_s: float) -> dict:
 
 async def _launch(found, timeout_s: float) -> str:
     """Chromium started headless with the run's flags, one page rendered, then closed."""
-    from landmark.actors.browser import launch_browser
     from playwright.async_api import async_playwright
+
+    from landmark.actors.browser import launch_browser
 
     async with asyncio.timeout(timeout_s), async_playwright() as playwright:
         browser = await launch_browser(playwright, found, headless=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
 from landmark.config.records import Container, Record
 from landmark.coordinator.store import (
     JobIdentity,

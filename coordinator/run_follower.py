@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayTaskError
+
 from landmark.coordinator.crew import short_error
 from landmark.coordinator.store_config import StoreConfig
-from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayTaskError
 
 PROGRESS_INTERVAL_S = 0.5
 PROGRESS_CALL_S = 10.0

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from landmark.config.job import JobSpec, OpenMode
-from landmark.config.records import Container, Phase, Record, Status, domain_of
+from landmark.config.records import ROBOTS_REFUSAL, Container, Phase, Record, Status, domain_of
 from landmark.coordinator.breaker import CircuitBreaker
 from landmark.coordinator.budget import Budget
 from landmark.coordinator.ledger import Lease, Ledger, Outcome
@@ -248,7 +248,8 @@ class Scheduler:
         domain = domain_of(container.target)
         ok = record.status != Status.FAILED
         reason = record.errors[0].reason if record.errors and not ok else None
-        gave_up = self.breaker.record(domain, ok, reason, now)
+        refused = reason is not None and reason.startswith(ROBOTS_REFUSAL)
+        gave_up = self.breaker.record(domain, ok or refused, reason, now)
         completion = self.ledger.complete(
             lease.id, record, now, retry=not self.breaker.given_up(domain)
         )

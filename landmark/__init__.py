@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from landmark.api import RunResult, load_job, run, validate
 from landmark.config.job import JobSpec
 from landmark.config.loading import JobFileError
+from landmark.coordinator.driver import RunFailedError
 
 try:
     __version__ = version("landmark")
@@ -30,6 +31,7 @@ except PackageNotFoundError:  # a source tree that was never installed
 __all__ = [
     "JobFileError",
     "JobSpec",
+    "RunFailedError",
     "RunResult",
     "__version__",
     "load_job",

@@ -101,7 +101,8 @@ def run(
 
 def _as_job(source: JobSource, overrides: Mapping[str, Any] | None) -> JobSpec:
     if isinstance(source, JobSpec):
-        if not overrides:
+        unread = source.browser.storage_state and source.browser.storage_state_data is None
+        if not overrides and not unread:
             return source
-        source = source.model_dump(exclude_unset=True)
+        source = source.model_dump(exclude_unset=True)  # validated again, files read again
     return _load_job(source, overrides)

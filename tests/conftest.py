@@ -48,8 +48,9 @@ def found_browser():
 @pytest.fixture(scope="session")
 def browser(run, found_browser):
     """One Chromium for every browser test; each test makes its own context."""
-    from landmark.actors.browser import launch_browser
     from playwright.async_api import async_playwright
+
+    from landmark.actors.browser import launch_browser
 
     manager = async_playwright()
     playwright = run(manager.start())
@@ -73,6 +74,7 @@ def ray_session():
     """One local Ray for the session, as a run starts it: loopback only, token auth on,
     8 logical CPUs' worth of slots, no dashboard."""
     import ray
+
     from landmark.coordinator.ray_setup import start_local_ray
 
     if not ray.is_initialized():

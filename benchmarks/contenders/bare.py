@@ -85,9 +85,10 @@ CARD_IDS_JS = (
 
 
 async def run_bare(spec: RunSpec) -> Outcome:
+    from playwright.async_api import async_playwright
+
     from landmark.actors.browser import find_browser, launch_browser
     from landmark.config.settings import Settings
-    from playwright.async_api import async_playwright
 
     if len(spec.sources) != 1:
         raise ValueError("bare Playwright takes one source")

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+from playwright.async_api import Error as PlaywrightError
+
 from landmark.benchmarks.contenders.fields import convert, field_specs
 from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
-from playwright.async_api import Error as PlaywrightError
 
 # Strategy 1's selectors: the class names of an older build; hashed names never match them.
 LEGACY_SELECTORS = {
@@ -66,9 +67,10 @@ class SeedDelays:
 
 
 async def run_baseline(spec: RunSpec) -> Outcome:
+    from playwright.async_api import async_playwright
+
     from landmark.actors.browser import find_browser, launch_browser
     from landmark.config.settings import Settings
-    from playwright.async_api import async_playwright
 
     if len(spec.sources) != 1:
         raise ValueError("the baseline takes one source")

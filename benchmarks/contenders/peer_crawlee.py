@@ -53,6 +53,7 @@ async def _crawl(spec: RunSpec, storage: str) -> Outcome:
     from crawlee.crawlers import PlaywrightCrawler, PlaywrightCrawlingContext
     from crawlee.storage_clients import MemoryStorageClient
     from crawlee.storages import RequestQueue
+
     from landmark.actors.browser import LAUNCH_ARGS, find_browser
     from landmark.config.settings import Settings
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+
 from landmark.actors.process_tree import read_node_memory, rss_of, tree_pids
 from landmark.benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
 

@@ -62,6 +62,17 @@ class SiteConfig(BaseModel):
         "<dialog> opened with showModal() and closed in place (it stays in the DOM, and a "
         "synthetic Escape does not close it).",
     )
+    robots_txt: str | None = Field(
+        default=None,
+        max_length=500 * 1024,
+        description="The text served at /robots.txt; default: none (404, everything allowed).",
+    )
+    log_requests: bool = Field(
+        default=False,
+        description="Keep each request's path and headers (the last 10000), shown at "
+        "/_requests: for tests of what a crawler sends. Off by default: the hot path keeps "
+        "no per-request state.",
+    )
 
 
 class SiteConfigError(ValueError):
@@ -106,8 +117,9 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         default=fields["jitter"].default,
         help=f"{fields['jitter'].description} (default: %(default)s)",
     )
-    for name in ("label_variants", "virtualize"):
+    for name in ("label_variants", "virtualize", "log_requests"):
         group.add_argument(_flag(name), action="store_true", help=fields[name].description)
+    group.add_argument("--robots-txt", default=None, help=fields["robots_txt"].description)
     group.add_argument(
         "--no-decoys", dest="decoys", action="store_false", help="Leave out the hidden decoy row."
     )
@@ -129,6 +141,8 @@ def site_config_to_args(config: SiteConfig) -> list[str]:
     """The flags that rebuild ``config`` in another process (``-m landmark.benchmarks.site``)."""
     args: list[str] = []
     for name, value in config.model_dump().items():
+        if value is None:  # the default of every optional knob
+            continue
         if isinstance(value, bool):
             if name == "decoys":
                 args += [] if value else ["--no-decoys"]

@@ -34,6 +34,7 @@ import sys
 import threading
 
 from aiohttp import web
+
 from landmark.benchmarks.site.config import HOST
 from landmark.benchmarks.site.runner import GallerySite
 from landmark.benchmarks.site.server import SHUTDOWN_TIMEOUT, SiteError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +28,7 @@ from types import TracebackType
 from typing import TextIO
 
 from aiohttp import web
+
 from landmark.benchmarks.site.config import DEFAULT_PORT, SiteConfig, site_config_to_args
 from landmark.benchmarks.site.data import truth
 from landmark.benchmarks.site.server import SiteError, serve, start_site
@@ -81,6 +84,11 @@ class GallerySite:
 
     def truth(self) -> list[dict]:
         return truth(self.config, self.url)
+
+    def request_log(self) -> list[dict]:
+        """``[{"path", "headers"}]`` the site received (needs ``log_requests=True``)."""
+        with urllib.request.urlopen(f"{self.url}_requests", timeout=30) as response:
+            return json.load(response)
 
     def _stop_loop(self) -> None:
         loop, thread = self._loop, self._thread

@@ -2,17 +2,21 @@
 
 The ``asyncio.sleep`` calls here are the point: they are the latency the site
 injects, not waits of ours. Memory stays bounded whatever the request rate:
-one attempt counter per item, one counter per route, no per-request logs.
+one attempt counter per item, one counter per route, and no per-request log unless a
+test asks for one (``log_requests``: the last ``REQUEST_LOG_KEPT`` requests' paths and
+headers, at ``/_requests``). ``robots_txt`` serves a robots.txt; without it there is none
+(404), as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 from aiohttp import web
+
 from landmark.benchmarks.site.config import DEFAULT_PORT, HOST, SiteConfig
 from landmark.benchmarks.site.data import (
     class_prefix,
@@ -29,6 +33,7 @@ from landmark.benchmarks.site.pages import error_html, gallery_html, item_html
 MAX_PAGE = 1000
 SHUTDOWN_TIMEOUT = 1.0  # seconds in-flight (delayed) requests get when the site stops
 IMAGE_HEADERS = {"Cache-Control": "public, max-age=86400"}
+REQUEST_LOG_KEPT = 10_000
 
 
 class SiteError(RuntimeError):
@@ -48,6 +53,10 @@ class SiteState:
         self.items_attempted = 0
         self.failures_served = 0
         self.requests: Counter[str] = Counter()
+        # (path with query, headers): only when asked, so the usual hot path keeps nothing
+        self.request_log: deque[dict] | None = (
+            deque(maxlen=REQUEST_LOG_KEPT) if self.config.log_requests else None
+        )
 
     def next_attempt(self, position: int) -> int:
         attempt = min(self.attempts[position] + 1, 2**32 - 1)
@@ -84,13 +93,33 @@ def create_app(config: SiteConfig) -> web.Application:
     app.router.add_post("/api/reset", _api_reset, name="api_reset")
     app.router.add_get("/thumb/{id}.png", _thumb, name="thumb")
     app.router.add_get("/media/{id}.png", _media, name="media")
+    app.router.add_get("/_requests", _request_log, name="request_log")
+    if config.robots_txt is not None:
+        app.router.add_get("/robots.txt", _robots_txt, name="robots_txt")
     return app
 
 
 @web.middleware
 async def _count_requests(request: web.Request, handler: Callable) -> web.StreamResponse:
-    request.app[STATE].requests[request.match_info.route.name or "unmatched"] += 1
+    state = request.app[STATE]
+    name = request.match_info.route.name
+    state.requests[name or "unmatched"] += 1
+    if state.request_log is not None and name != "request_log":
+        state.request_log.append({"path": request.path_qs, "headers": dict(request.headers)})
     return await handler(request)
+
+
+async def _request_log(request: web.Request) -> web.Response:
+    """The logged requests, oldest first: ``[{"path", "headers"}]`` (a header repeated is
+    shown once). 404 when the site was started without ``log_requests``."""
+    log = request.app[STATE].request_log
+    if log is None:
+        return web.json_response({"error": "start the site with log_requests"}, status=404)
+    return web.json_response(list(log))
+
+
+async def _robots_txt(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[STATE].config.robots_txt or "", content_type="text/plain")
 
 
 async def _gallery(request: web.Request) -> web.Response:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from worker_helpers import guarded
+
 from landmark.actors.worker import BrowserWorker
 from landmark.config.job import JobSpec
-from worker_helpers import guarded
 
 
 @pytest.fixture

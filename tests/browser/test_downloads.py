@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from landmark.actors.downloads import DownloadError, download_to_file, safe_file_name
 from landmark.benchmarks.site import GallerySite, SiteConfig
 
@@ -80,3 +81,32 @@ def test_worker_downloads_the_field_it_resolved(run, site, tmp_path: Path):
         assert saved.parent == tmp_path / "downloads"
         assert hashlib.sha256(saved.read_bytes()).hexdigest() == record.download["sha256"]
         assert "download" in record.timings
+
+
+def test_download_goes_out_as_the_jobs_browser(run, tmp_path: Path):
+    """User agent, extra headers and the context's cookies reach the site with a download."""
+    from landmark.actors.downloads import identity_of
+    from landmark.config.browser_spec import BrowserSpec
+
+    spec = BrowserSpec(user_agent="LandmarkTest/2.0", headers={"X-Run": "r1"}, locale="fr-FR")
+    with GallerySite(SiteConfig(items=2, log_requests=True)) as logged:
+        url = logged.truth()[0]["fields"]["image"]
+        identity = identity_of(spec, "session=abc; theme=dark")
+        run(download_to_file(url, tmp_path, "a", max_bytes=10**7, identity=identity))
+        [entry] = [e for e in logged.request_log() if e["path"].startswith("/media/")]
+    headers = {name.lower(): value for name, value in entry["headers"].items()}
+    assert headers["user-agent"] == "LandmarkTest/2.0"
+    assert headers["x-run"] == "r1" and headers["accept-language"] == "fr-FR"
+    assert headers["cookie"] == "session=abc; theme=dark"
+
+
+def test_download_never_bypasses_a_socks_proxy():
+    from landmark.actors.downloads import identity_of
+    from landmark.config.browser_spec import BrowserSpec
+
+    spec = BrowserSpec(proxy={"server": "socks5://127.0.0.1:1080"})
+    with pytest.raises(DownloadError, match="socks5"):
+        identity_of(spec)
+    proxied = identity_of(BrowserSpec(proxy={"server": "127.0.0.1:3128", "username": "u"}))
+    assert proxied.proxy == "http://127.0.0.1:3128"
+    assert proxied.proxy_headers == {"Proxy-Authorization": "Basic dTo="}  # base64 of "u:"

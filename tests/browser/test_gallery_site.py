@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from landmark.benchmarks.site import GallerySite, SiteConfig, class_prefix
 
 pytestmark = pytest.mark.browser

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
+
 from landmark.actors.discovery import DiscoveryError
 from landmark.actors.protocol import CutShort
 from landmark.actors.session import CLOSE_DEADLINE_S
 from landmark.benchmarks.hostile import BY_NAME
 from landmark.benchmarks.site.hostile import HostileSite
 from landmark.config.records import Container, Record, Status
-from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_landmarks import field, open_fixture, resolve
+
 from landmark.actors.extraction import Finished, finish_field, finish_value
 from landmark.config.fields import FieldSpec
-from test_landmarks import field, open_fixture, resolve
 
 pytestmark = pytest.mark.browser
 

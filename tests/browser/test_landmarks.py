@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from landmark.actors.extraction import (
     LANDMARKS_JS,
     Settled,

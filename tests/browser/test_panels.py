@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_worker import assert_matches_truth, extract_in_batches, gallery_job
+from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
+
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.job import JobSpec
 from landmark.config.records import Status
-from test_worker import assert_matches_truth, extract_in_batches, gallery_job
-from worker_helpers import PageServer, discover_all, guarded, item_page, self_job
 
 pytestmark = pytest.mark.browser
 

@@ -22,14 +22,6 @@ from typing import Any
 
 import psutil
 import pytest
-from landmark.actors.process_tree import pss_of, tree_pids
-from landmark.actors.worker import BrowserWorker
-from landmark.benchmarks.scoring import score
-from landmark.benchmarks.site import GallerySite, SiteConfig
-from landmark.benchmarks.site.data import is_slow
-from landmark.config.job import JobSpec
-from landmark.config.loading import load_job
-from landmark.config.records import Container, Record, Status
 from worker_helpers import (
     PageServer,
     bounded,
@@ -39,6 +31,15 @@ from worker_helpers import (
     self_job,
     started_worker,
 )
+
+from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.actors.worker import BrowserWorker
+from landmark.benchmarks.scoring import score
+from landmark.benchmarks.site import GallerySite, SiteConfig
+from landmark.benchmarks.site.data import is_slow
+from landmark.config.job import JobSpec
+from landmark.config.loading import load_job
+from landmark.config.records import Container, Record, Status
 
 pytestmark = pytest.mark.browser
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
+
 from landmark.benchmarks.scoring import Score, score
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job

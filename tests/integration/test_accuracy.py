@@ -9,6 +9,7 @@ either direction fails, so a regression cannot hide and an improvement is record
 from __future__ import annotations
 
 import pytest
+
 from landmark.benchmarks.accuracy.suite import find_sites, run_site, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]

@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from landmark.benchmarks.site import GallerySite, SiteConfig
 
 import landmark
+from landmark.benchmarks.site import GallerySite, SiteConfig
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

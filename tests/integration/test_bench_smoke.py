@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from landmark.benchmarks.__main__ import main
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]

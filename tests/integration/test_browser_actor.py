@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
+
 from landmark.benchmarks.scoring import score
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.records import Status

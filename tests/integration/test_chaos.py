@@ -8,6 +8,7 @@ import os
 import random
 
 import pytest
+
 from landmark.benchmarks.chaos import TARGETS, run_chaos
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 import ray
 import redis
+from run_helpers import background_run, run_to_end, wait_until
+
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.config.job import JobSpec
 from landmark.config.records import Status
 from landmark.coordinator.local_store import LocalStore
 from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 from landmark.coordinator.store import JobIdentity, read_results
-from run_helpers import background_run, run_to_end, wait_until
 
 pytestmark = pytest.mark.ray
 

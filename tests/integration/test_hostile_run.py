@@ -8,12 +8,13 @@ import time
 from collections import Counter
 
 import pytest
+from run_helpers import background_run
+
 from landmark.benchmarks.hostile import BY_NAME
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.benchmarks.site.hostile import HostileSite
 from landmark.config.job import JobSpec
 from landmark.coordinator.store import read_results
-from run_helpers import background_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from landmark.actors.metrics_actor import create_metrics_actor
 from landmark.actors.process_tree import (
     read_node_memory,

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 import ray
+from run_helpers import background_run, run_to_end, wait_until
+
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.job import JobSpec
 from landmark.coordinator.exporters import csv_cell, csv_columns, read_records
 from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 from landmark.coordinator.store import read_results
-from run_helpers import background_run, run_to_end, wait_until
 
 pytestmark = pytest.mark.ray
 

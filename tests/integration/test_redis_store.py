@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from landmark.config.records import Container, Phase, Record, Status
 from landmark.coordinator.redis_records import RedisRecordCache, ResultsMirror
 from landmark.coordinator.redis_store import RedisStore, redis_health

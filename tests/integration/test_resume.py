@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.records import Status
 

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
+from run_helpers import RUN_TIMEOUT_S, background_run, run_to_end, wait_until
+
 from landmark.actors.process_tree import read_node_memory
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.records import Status
-from run_helpers import RUN_TIMEOUT_S, background_run, run_to_end, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 

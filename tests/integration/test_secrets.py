@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.benchmarks.site.runner import serve_in_thread
 from landmark.cluster.provision_grafana import main as provision_main

@@ -14,6 +14,7 @@ import grpc
 import psutil
 import pytest
 import yaml
+
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.coordinator.ray_setup import DEFAULT_TOKEN
 

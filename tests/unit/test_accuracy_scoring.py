@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from landmark.benchmarks.accuracy.scoring import (
     FieldScore,
     as_availability,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from landmark.config.job import RetrySpec
 from landmark.coordinator.breaker import BreakerState, CircuitBreaker
 

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from landmark.actors import browser
 from landmark.actors.browser import BrowserNotFoundError, find_browser
 

@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+
 from landmark.config.job import BudgetSpec
 from landmark.config.records import domain_of
 from landmark.coordinator.budget import (

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from landmark.config.settings import Settings, SettingsError, parse_set_options
-from landmark.coordinator.cli import EXIT_BAD_INPUT, main
 
 import landmark
+from landmark.config.settings import Settings, SettingsError, parse_set_options
+from landmark.coordinator.cli import EXIT_BAD_INPUT, main
 from landmark.logs import LogLevelError, configure_logging, level_from
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "gallery.yaml"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from landmark.benchmarks.site.runner import serve_in_thread
 from landmark.cluster import provision_grafana
 from landmark.cluster.provision_grafana import ProvisionError, build_parser, credential_from

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from landmark.coordinator.doctor import report_nodes
 from landmark.coordinator.node_check import (
     NodeFacts,

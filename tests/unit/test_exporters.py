@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from landmark.config.job import JobSpec, OutputFormat
 from landmark.config.records import Record
 from landmark.coordinator.exporters import (

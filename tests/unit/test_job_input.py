@@ -17,6 +17,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from landmark.config.job import JobSpec
 from landmark.config.sources import SourcesFileError, normalise_url, read_sources_file
 from landmark.coordinator.cli import main

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from landmark.config.fields import Relation
 from landmark.config.job import JobSpec, OpenMode
 from landmark.config.loading import JobFileError, load_job

@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 import pytest
+
 from landmark.config.job import RetrySpec
 from landmark.config.records import Container, Phase, Record, Status
 from landmark.coordinator.ledger import Ledger, LedgerError, Outcome, State

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from landmark.actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
 from landmark.config.job import BudgetSpec
 

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+
 from landmark.coordinator.ray_setup import RayStartError, probe_address
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from landmark.config.job import JobSpec
 from landmark.config.records import Container, Record, Status
 from landmark.coordinator.scheduler import Scheduler, WakeCause

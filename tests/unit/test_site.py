@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
+
 from landmark.benchmarks.site import (
     GallerySite,
     SiteConfig,
@@ -24,7 +26,6 @@ from landmark.benchmarks.site import (
     truth,
 )
 from landmark.benchmarks.site.data import DEFAULT_LABELS, LABEL_VARIANTS, item_at, latency_ms
-from pydantic import ValidationError
 
 JOB_LABELS = {  # config/examples/gallery.yaml, the job the site must satisfy
     "created": {"creation time", "created", "created at", "generated on"},

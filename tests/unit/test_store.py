@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from landmark.config.records import Container, Phase, Problem, Record, Status
 from landmark.coordinator.local_store import LocalRecordCache, LocalStore
 from landmark.coordinator.store import JobIdentity, JsonlSink, finished_in, read_results

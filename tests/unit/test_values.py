@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from landmark.actors.extraction import field_plan, finish_default, finish_value, normalise_label
 from landmark.config.fields import FieldSpec
 
