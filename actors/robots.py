@@ -219,7 +219,7 @@ class RobotsTxt:
         ttl_s = min(rules.ttl_s, self._ttl_s)
         self._cache[origin] = (self._clock() + ttl_s, rules)
         if rules.note is not None:
-            logger.warning("landmark: %s", rules.note)
+            logger.warning("%s", rules.note)
             if origin in self.notes or len(self.notes) < NOTES_KEPT:
                 self.notes[origin] = rules.note
         return rules

@@ -181,7 +181,7 @@ class Coordinator:
         skip |= {s for s in self.sources if f"source:{s}" in resumed.finished}
         self.discovery.skip = skip
         if resumed.finished:
-            logger.info("landmark: resuming: %d records already written, %d pending",
+            logger.info("resuming: %d records already written, %d pending",
                         len(resumed.finished), len(resumed.pending))  # fmt: skip
 
     def _begin_work(self) -> None:
@@ -198,7 +198,7 @@ class Coordinator:
             tick = scheduler.tick(now)
             self.write_all(tick.records)
             for name in tick.hung:
-                logger.warning("landmark: %s missed its deadline; killing and replacing it", name)
+                logger.warning("%s missed its deadline; killing and replacing it", name)
                 self.crew.kill(name)  # its batch calls now end, and release what they held
             for name in tick.start:
                 self._background(self._start_actor(name))
@@ -263,7 +263,7 @@ class Coordinator:
     def actor_lost(self, name: str, reason: str) -> None:
         """An actor died or was given up: its leases go back, a replacement comes."""
         if self.scheduler.roster.is_ready(name):
-            logger.warning("landmark: %s lost (%s); replacing it", name, reason)
+            logger.warning("%s lost (%s); replacing it", name, reason)
         self.crew.kill(name)
         self.write_all(self.scheduler.actor_gone(name, time.monotonic(), reason))
         self.discovery.notify()
@@ -273,7 +273,7 @@ class Coordinator:
         try:
             await self.crew.start(name, self.snapshot)
         except StartFailed as error:
-            logger.warning("landmark: %s", error)
+            logger.warning("%s", error)
             self.scheduler.start_failed(name, time.monotonic(), str(error))
         else:
             if not self.scheduler.actor_ready(name):
@@ -340,7 +340,7 @@ class Coordinator:
         and after ``timeouts.store_outage`` the run stops (resumable)."""
         if self.output.flush():
             if "store" in self._paused_by:
-                logger.warning("landmark: the store is back; the run goes on")
+                logger.warning("the store is back; the run goes on")
             self._set_paused("store", False)
             return
         if self.output.pending_writes() > MAX_UNFLUSHED:

@@ -2,8 +2,10 @@
 their last word — every remote call bounded.
 
 The :class:`~coordinator.roster.Roster` (pure) decides which actors should exist; the
-crew holds their handles and does what Ray needs. Worker actors take one CPU each; the
-MetricsActor takes none and is pinned to the coordinator's node. When the MetricsActor
+crew holds their handles and does what Ray needs. Worker actors take one CPU each and are
+spread over the cluster's nodes (Ray's ``SPREAD``: one busy node does not get every
+browser while another idles); the MetricsActor takes none and is pinned to the
+coordinator's node. When the MetricsActor
 dies, the crew starts another and registers the workers with it again: it is an advisor,
 and the run goes on without shedding meanwhile.
 """
@@ -46,6 +48,7 @@ class Crew:
         self.allowed_hosts = allowed_hosts
         self.handles: dict[str, Any] = {}
         self.pids: dict[str, tuple[int, str | None]] = {}
+        self.node_of: dict[str, str | None] = {}  # every actor that started, dead ones too
         self.metrics: Any = None
         self.metrics_restarts = 0
         self._want_metrics = metrics
@@ -54,7 +57,7 @@ class Crew:
     # -- workers ---------------------------------------------------------------------------
     async def start(self, name: str, learner_snapshot: dict[str, Any] | None) -> None:
         """Create ``name`` and wait for its ``start()`` within ``timeouts.actor_start``."""
-        handle = self.actor_class.options(num_cpus=1).remote(
+        handle = self.actor_class.options(num_cpus=1, scheduling_strategy="SPREAD").remote(
             self.job, name, self.out_dir, learner_snapshot, self.allowed_hosts
         )
         self.handles[name] = handle
@@ -71,7 +74,17 @@ class Crew:
             self.kill(name)
             raise StartFailed(f"{name} could not start: {short_error(error)}") from None
         self.pids[name] = (int(info["pid"]), info.get("node_id"))
+        self.node_of[name] = info.get("node_id")
         self._register(name)
+
+    def placement(self, records_by_actor: dict[str, int]) -> dict[str, dict[str, int]]:
+        """Per node (its id): the actors started there and the records they extracted."""
+        nodes: dict[str, dict[str, int]] = {}
+        for name, node in self.node_of.items():
+            entry = nodes.setdefault(node or "unknown", {"actors": 0, "records": 0})
+            entry["actors"] += 1
+            entry["records"] += records_by_actor.get(name, 0)
+        return nodes
 
     def handle(self, name: str) -> Any:
         return self.handles[name]
@@ -116,7 +129,7 @@ class Crew:
 
     def restart_metrics(self, reason: str) -> None:
         """Replace a MetricsActor that died; the run goes on without shedding meanwhile."""
-        logger.warning("landmark: the MetricsActor is gone (%s); starting another", reason)
+        logger.warning("the MetricsActor is gone (%s); starting another", reason)
         self.metrics_restarts += 1
         with contextlib.suppress(RayError, ValueError):
             ray.kill(self.metrics, no_restart=True)

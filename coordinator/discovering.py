@@ -156,12 +156,12 @@ class DiscoveryRunner:
         usual, and the summary and the progress line say it was cut short, and why. A limit
         the job set is no surprise; a deadline is worth a warning."""
         level = logging.WARNING if kind == "deadline" else logging.INFO
-        logger.log(level, "landmark: discovery of %s cut short: %s", source, reason)
+        logger.log(level, "discovery of %s cut short: %s", source, reason)
         self.coordinator.stats.cut_short(source, kind, reason)
 
     def _failed(self, source: str, reason: str) -> None:
         coordinator = self.coordinator
-        logger.warning("landmark: source %s failed discovery: %s", source, reason)
+        logger.warning("source %s failed discovery: %s", source, reason)
         coordinator.stats.discovery_failures += 1
         coordinator.stats.failed_sources[source] = reason
         coordinator.write_all(coordinator.scheduler.source_failed(source, reason))

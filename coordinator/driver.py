@@ -200,7 +200,9 @@ def exit_status(summary: dict[str, Any]) -> int:
         return 0
     if summary.get("stopped") == "interrupted":
         pending = summary["pending"]
-        logger.warning(f"stopped with {pending} containers pending; run the same command again")
+        logger.warning(
+            f"stopped with {pending} containers pending; run the same command again to resume"
+        )
     elif summary.get("failure"):
         logger.warning(f"the run could not finish: {summary['failure']}")
     return 1

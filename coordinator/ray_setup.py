@@ -145,9 +145,23 @@ def _join(address: str) -> None:
     if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
         options["runtime_env"] = {"py_modules": [str(shipped_package())], "env_vars": worker_env()}
     try:
-        ray.init(**options)
+        context = ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise RayStartError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
+    logger.info("joined the Ray cluster at %s (%s)", _joined_address(context, address), _size())
+
+
+def _joined_address(context: Any, asked: str) -> str:
+    """Where ``auto`` (or RAY_ADDRESS) led: said, so a stale cluster is never joined silently."""
+    found = getattr(context, "address_info", {}).get("gcs_address") or asked
+    return found if found == asked else f"{found}, from {asked!r}"
+
+
+def _size() -> str:
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    return f"{len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
 
 
 def _token_available() -> bool:

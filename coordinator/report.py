@@ -15,6 +15,16 @@ def _mib(value: float | None) -> str:
 SOURCES_SHOWN = 5  # the rest are in summary.json
 
 
+def _placement(placement: dict[str, dict[str, int]]) -> str:
+    """``node 1a2b3c4d: 2 actors, 150 records; …`` (busiest node first)."""
+    nodes = sorted(placement.items(), key=lambda item: -item[1]["records"])
+    parts = [
+        f"node {node[:8]}: {n['actors']} actors, {n['records']:,} records" for node, n in nodes
+    ]
+    shown = "; ".join(parts[:SOURCES_SHOWN])
+    return shown + (f"; … {len(parts) - SOURCES_SHOWN} more" if len(parts) > SOURCES_SHOWN else "")
+
+
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     by_status = summary["by_status"]
     cache = summary["dom_cache"]
@@ -39,6 +49,9 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("shed / throttle events", f"{summary['shed_events']} / {summary['throttle_events']}"),
         ("peak memory (process tree, PSS)", _mib(summary.get("peak_tree_pss"))),
     ]
+    placement = summary.get("placement") or {}
+    if len(placement) > 1:  # one node says nothing the rows above do not
+        rows.append(("placement", _placement(placement)))
     if summary.get("resumed"):
         rows.append(("resumed", f"{summary['resumed']:,} records written by earlier runs"))
     if summary.get("pending"):

@@ -39,6 +39,7 @@ class RunStats:
     discovery_cut: list[dict[str, str]] = field(default_factory=list)  # {source, kind, reason}
     discovery_cuts: int = 0  # all of them, listed or not
     blocked_hosts: dict[str, int] = field(default_factory=dict)  # host → records it was in
+    by_actor: dict[str, int] = field(default_factory=dict)  # actor → records it extracted
     done_times: deque[float] = field(default_factory=deque)
     _rng: random.Random = field(default_factory=lambda: random.Random(1))
 
@@ -58,6 +59,8 @@ class RunStats:
         self.by_status[record.status] = self.by_status.get(record.status, 0) + 1
         if record.cached:
             self.cached += 1
+        elif record.actor is not None:
+            self.by_actor[record.actor] = self.by_actor.get(record.actor, 0) + 1
         now = time.monotonic()
         self.done_times.append(now)
         self._trim(now)

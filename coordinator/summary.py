@@ -58,6 +58,7 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "adaptive_limit": scheduler.budget.limit.value,
         "coordinator": {**stats.coordinator_cpu(), "wakes": dict(coordinator.wakes)},
         "store": coordinator.store_config.description,
+        "placement": coordinator.crew.placement(stats.by_actor),
         "actors": actors,
         "learner": actors[0]["learner"] if actors else {},
     }

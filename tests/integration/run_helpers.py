@@ -51,3 +51,28 @@ def wait_until(condition: Callable[[], bool], outcome: dict[str, Any], what: str
             return
         driver.join(0.05)
     raise AssertionError(f"{what} was not reached within {RUN_TIMEOUT_S}s")
+
+
+def wait_for_coordinator(job, outcome: dict[str, Any]):
+    """The running job's Coordinator, once it is registered under its name."""
+    import ray
+
+    from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
+
+    found: list[Any] = []
+
+    def named() -> bool:
+        try:
+            found.append(ray.get_actor(coordinator_name(job.name), namespace=NAMESPACE))
+        except ValueError:
+            return False
+        return True
+
+    wait_until(named, outcome, "the coordinator's start")
+    return found[-1]
+
+
+def progress(coordinator) -> dict[str, Any]:
+    import ray
+
+    return ray.get(coordinator.progress.remote(), timeout=30)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import ray
 import redis
-from run_helpers import background_run, run_to_end, wait_until
+from run_helpers import background_run, progress, run_to_end, wait_for_coordinator, wait_until
 
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.config.job import JobSpec
@@ -200,24 +200,6 @@ def lines_in(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def wait_for_coordinator(spec: JobSpec, outcome: dict[str, Any]):
-    found: list[Any] = []
-
-    def named() -> bool:
-        try:
-            found.append(ray.get_actor(coordinator_name(spec.name), namespace=NAMESPACE))
-        except ValueError:
-            return False
-        return True
-
-    wait_until(named, outcome, "the coordinator's start")
-    return found[-1]
-
-
-def progress(coordinator) -> dict[str, Any]:
-    return ray.get(coordinator.progress.remote(), timeout=30)
 
 
 def test_redis_away_for_10s_loses_nothing(ray_session, tmp_path, redis_server, redis_url):

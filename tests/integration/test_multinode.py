@@ -119,7 +119,7 @@ def two_node_cluster(found_browser):
 def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     address, env = two_node_cluster
     out = tmp_path / "demo"
-    options = ["--address", address, "--quiet", "--out", str(out)]
+    options = ["--address", address, "--out", str(out)]
     demo = subprocess.run(
         [sys.executable, "-m", "landmark.coordinator.cli", "demo", "--items", str(ITEMS), *options],
         cwd=tmp_path,  # the package is shipped (py_modules), whatever the caller's directory
@@ -151,6 +151,14 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     }
     assert browser_nodes == set(seen["nodes"]), "each node should have run a BrowserActor"
     assert len(coordinator_nodes) == 1
+    # the summary says where the work went: both nodes, every record counted once
+    placement = summary["placement"]
+    assert set(placement) == set(seen["nodes"]), placement
+    assert all(node["actors"] >= 1 for node in placement.values())
+    assert sum(node["records"] for node in placement.values()) == ITEMS
+    assert "placement" in demo.stdout
+    [joined] = [line for line in demo.stderr.splitlines() if "joined the Ray cluster at" in line]
+    assert address.rpartition(":")[2] in joined and "(2 node(s), 2 CPUs)" in joined, joined
 
 
 def _doctor(address: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import ray
-from run_helpers import background_run, run_to_end, wait_until
+from run_helpers import background_run, progress, run_to_end, wait_for_coordinator, wait_until
 
 from landmark.benchmarks.noop_actor import NoopActor
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.job import JobSpec
 from landmark.coordinator.exporters import csv_cell, csv_columns, read_records
-from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
 from landmark.coordinator.store import read_results
 
 pytestmark = pytest.mark.ray
@@ -118,22 +117,3 @@ def test_fresh_deletes_the_exported_results_with_the_log(ray_session, tmp_path):
     assert any("--fresh: deleting 30 records" in line for line in said), said
     assert summary["resumed"] == 0 and summary["records"] == 30
     assert len(assert_results_match_the_log(spec)) == 30
-
-
-# -- helpers ---------------------------------------------------------------------------------
-def wait_for_coordinator(spec: JobSpec, outcome: dict[str, Any]):
-    found: list[Any] = []
-
-    def named() -> bool:
-        try:
-            found.append(ray.get_actor(coordinator_name(spec.name), namespace=NAMESPACE))
-        except ValueError:
-            return False
-        return True
-
-    wait_until(named, outcome, "the coordinator's start")
-    return found[-1]
-
-
-def progress(coordinator) -> dict[str, Any]:
-    return ray.get(coordinator.progress.remote(), timeout=30)

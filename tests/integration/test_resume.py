@@ -53,7 +53,7 @@ def write_job(tmp_path: Path, url: str, **changes: Any) -> Path:
 
 def start(job: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*LANDMARK, "run", str(job), "--quiet", *extra],
+        [*LANDMARK, "run", str(job), *extra],  # not -q: the resume message is information
         cwd=job.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -73,3 +73,27 @@ def test_the_load_monitor_is_down_only_while_wanted_and_missing():
     asyncio.run(wanted.stop_metrics())
     assert not wanted.monitor_down  # stopped at the end of the run: not "down"
     assert not Crew(object, job, "/tmp", [], metrics=False).monitor_down
+
+
+def test_records_are_counted_per_actor_and_placed_per_node():
+    stats = RunStats()
+    for actor in ["browser-0", "browser-0", "browser-1", None]:
+        done = record()
+        done.actor = actor
+        stats.wrote(done)
+    cached = record()
+    cached.actor, cached.cached = "browser-1", True
+    stats.wrote(cached)  # served from the cache: no actor extracted it
+    assert stats.by_actor == {"browser-0": 2, "browser-1": 1}
+
+    crew = Crew(actor_class=None, job=None, out_dir="", allowed_hosts=[], metrics=False)
+    crew.node_of = {"browser-0": "node-a", "browser-1": "node-b", "browser-2": "node-b"}
+    placement = crew.placement(stats.by_actor)
+    assert placement == {
+        "node-a": {"actors": 1, "records": 2},
+        "node-b": {"actors": 2, "records": 1},
+    }
+    row = dict(summary_rows(summary(placement=placement)))["placement"]
+    assert row == "node node-a: 1 actors, 2 records; node node-b: 2 actors, 1 records"
+    one_node = {"node-a": {"actors": 2, "records": 3}}
+    assert "placement" not in dict(summary_rows(summary(placement=one_node)))
