@@ -93,7 +93,8 @@ class Discovery:
                         yield cut
                     return
         except RobotsDisallowed as refused:
-            raise DiscoveryRefused(f"discovery of {source} refused: {refused}") from None
+            kind = DiscoveryError if refused.retryable else DiscoveryRefused
+            raise kind(f"discovery of {source} refused: {refused}") from None
         except TimeoutError:
             slot.poisoned, slot.gallery = True, None
             message = f"discovery of {source} timed out: the page stopped answering"

@@ -17,10 +17,11 @@ import asyncio
 import hashlib
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import aiohttp
 
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
     from landmark.config.browser_spec import BrowserSpec
 
 CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = {301, 302, 303, 307, 308}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+async def _no_identity(url: str) -> Identity:
+    return Identity()
 
 
 class DownloadError(Exception):
@@ -39,9 +46,9 @@ class DownloadError(Exception):
 class Identity:
     """Who a download says it is, and the way out (aiohttp's headers and proxy options)."""
 
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # cookies in there
     proxy: str | None = None
-    proxy_headers: dict[str, str] = field(default_factory=dict)
+    proxy_headers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def identity_of(spec: BrowserSpec, cookie_header: str = "") -> Identity:
@@ -56,7 +63,7 @@ def identity_of(spec: BrowserSpec, cookie_header: str = "") -> Identity:
         headers["Cookie"] = cookie_header
     if spec.proxy is None:
         return Identity(headers)
-    if spec.proxy.server.startswith("socks5"):
+    if spec.proxy.server.lower().startswith("socks5"):
         raise DownloadError("downloads cannot go through a socks5 proxy; use an http(s) proxy")
     server = spec.proxy.server if "://" in spec.proxy.server else f"http://{spec.proxy.server}"
     auth = {}
@@ -73,6 +80,16 @@ def safe_file_name(container_id: str, url: str) -> str:
     return name[:200]
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a download may go and as whom: ``allowed(url)`` is the job's host fence (a
+    redirect is checked at every hop, as the browser checks a page's), ``identity_for(url)``
+    the headers, cookies and proxy for that URL (cookies differ per host)."""
+
+    allowed: Callable[[str], bool] = lambda url: True
+    identity_for: Callable[[str], Awaitable[Identity]] = field(default=_no_identity)
+
+
 async def download_to_file(
     url: str,
     folder: Path,
@@ -81,15 +98,17 @@ async def download_to_file(
     *,
     idle_s: float = 20.0,
     total_s: float = 60.0,
-    identity: Identity | None = None,
+    route: Route | None = None,
 ) -> dict[str, Any]:
-    """Stream ``url`` into ``folder``; returns path, bytes and sha256, or raises DownloadError."""
+    """Stream ``url`` into ``folder``; returns path, bytes and sha256, or raises DownloadError.
+    ``route`` says which hosts a redirect may lead to and who to be on each (default: any
+    host, no identity: for tests and tools, never for a job's pages)."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     target = folder / safe_file_name(container_id, url)
     partial = target.with_name(target.name + ".part")
     try:
         async with asyncio.timeout(total_s):
-            written, digest = await _stream(url, partial, max_bytes, idle_s, identity or Identity())
+            written, digest = await _stream(url, partial, max_bytes, idle_s, route or Route())
     except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one too
         partial.unlink(missing_ok=True)
         raise DownloadError(f"download of {url} stalled: no data for {idle_s:g}s") from None
@@ -109,40 +128,62 @@ async def download_to_file(
 
 
 async def _stream(
-    url: str, partial: Path, max_bytes: int, idle_s: float, identity: Identity
+    url: str, partial: Path, max_bytes: int, idle_s: float, route: Route
 ) -> tuple[int, str]:
+    timeout = aiohttp.ClientTimeout(sock_connect=idle_s, sock_read=idle_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for _hop in range(MAX_REDIRECTS + 1):
+            identity = await route.identity_for(url)
+            async with _get(session, url, identity) as response:
+                target = _redirect_target(url, response)
+                if target is None:
+                    return await _save(url, response, partial, max_bytes)
+            if not route.allowed(target):
+                raise DownloadError(
+                    f"download of {url} redirected off the job's hosts, to {target} "
+                    "(add its host to browser.allow_domains)"
+                )
+            url = target
+    raise DownloadError(f"download of {url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect_target(url: str, response: aiohttp.ClientResponse) -> str | None:
+    location = response.headers.get("Location")
+    if response.status in REDIRECTS and location:
+        return urljoin(url, location)
+    return None
+
+
+async def _save(
+    url: str, response: aiohttp.ClientResponse, partial: Path, max_bytes: int
+) -> tuple[int, str]:
+    if response.status >= 400:
+        raise DownloadError(f"HTTP {response.status} downloading {url}")
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise _too_large(url, max_bytes, declared)
     digest = hashlib.sha256()
     written = 0
-    timeout = aiohttp.ClientTimeout(sock_connect=idle_s, sock_read=idle_s)
-    request = session_get(url, identity)
-    async with aiohttp.ClientSession(timeout=timeout) as session, request(session) as response:
-        if response.status >= 400:
-            raise DownloadError(f"HTTP {response.status} downloading {url}")
-        declared = response.content_length
-        if declared is not None and declared > max_bytes:
-            raise _too_large(url, max_bytes, declared)
-        with partial.open("wb") as sink:
-            async for chunk in response.content.iter_chunked(CHUNK):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise _too_large(url, max_bytes)
-                sink.write(chunk)
-                digest.update(chunk)
+    with partial.open("wb") as sink:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            written += len(chunk)
+            if written > max_bytes:
+                raise _too_large(url, max_bytes)
+            sink.write(chunk)
+            digest.update(chunk)
     return written, digest.hexdigest()
 
 
-def session_get(url: str, identity: Identity):
-    """``session.get`` with the identity's headers and proxy (never the environment's)."""
-
-    def get(session: aiohttp.ClientSession):
-        return session.get(
-            url,
-            headers=identity.headers,
-            proxy=identity.proxy,
-            proxy_headers=identity.proxy_headers or None,
-        )
-
-    return get
+def _get(session: aiohttp.ClientSession, url: str, identity: Identity):
+    """One GET as ``identity`` (its headers and proxy, never the environment's), redirects
+    not followed: each hop is checked against the job's hosts and gets its own cookies."""
+    return session.get(
+        url,
+        headers=identity.headers,
+        proxy=identity.proxy,
+        proxy_headers=identity.proxy_headers or None,
+        allow_redirects=False,
+    )
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> DownloadError:

@@ -23,9 +23,13 @@ The decision itself is ``load_monitor.LoadMonitor`` (pure, documented there).
 Each sample also sets Ray gauges named ``landmark_*`` (re-set every sample,
 since Ray drops a gauge that is not set for a while).
 
-The actor measures its own node only. It is pinned to the node it is created
-from; actors on other nodes that register with their ``node_id`` are listed
-but not walked (a pid means nothing on another machine).
+The actor measures its own node only, so a run has one per node that hosts
+BrowserActors (the Coordinator's crew creates them, named by
+:func:`metrics_actor_name`). It is pinned to its node; actors on other nodes
+that register with their ``node_id`` are listed but not walked (a pid means
+nothing on another machine). Every gauge carries a ``node`` tag (the node id's
+first ``NODE_TAG_CHARS`` characters, as the end table prints it), so a
+dashboard can tell the nodes apart.
 """
 
 from __future__ import annotations
@@ -62,6 +66,17 @@ logger = logging.getLogger(__name__)
 # verdict() waits this long for the very first sample; after that it never waits.
 FIRST_SAMPLE_DEADLINE = timedelta(seconds=10)
 PSS_EVERY = 10  # PSS walks page tables: every 10th sample (~5 s) is enough for a peak
+NODE_TAG_CHARS = 8
+
+
+def metrics_actor_name(job_name: str, node_id: str) -> str:
+    """The MetricsActor of ``job_name`` on ``node_id`` (one per node, in the run's namespace):
+    a name lets an operator or a test find a node's monitor and, say, ``set_limits`` on it."""
+    return f"metrics:{job_name}:{node_id}"
+
+
+def node_tag(node_id: str | None) -> str:
+    return node_id[:NODE_TAG_CHARS] if node_id else "unknown"
 
 
 @dataclass(slots=True)
@@ -100,27 +115,41 @@ class _Gauges:
     throttle_events: Any
 
     @classmethod
-    def create(cls) -> _Gauges:
+    def create(cls, node: str) -> _Gauges:
+        """Every metric is tagged with ``node`` (a default tag: each ``set`` carries it)."""
         from ray.util.metrics import Counter, Gauge
 
-        return cls(
+        tags = ("node",)
+        gauges = cls(
             memory_fraction=Gauge(
-                "landmark_memory_used_fraction", "Node memory used/total, as Ray's OOM killer."
+                "landmark_memory_used_fraction",
+                "Node memory used/total, as Ray's OOM killer.",
+                tag_keys=tags,
             ),
-            memory_used=Gauge("landmark_memory_used_bytes", "Node memory used, bytes."),
-            cpu_percent=Gauge("landmark_cpu_percent", "Node CPU percent, all cores."),
-            verdict=Gauge("landmark_verdict", "Load verdict: 0 ok, 1 throttle, 2 shed."),
+            memory_used=Gauge("landmark_memory_used_bytes", "Node memory used, bytes.", tags),
+            cpu_percent=Gauge("landmark_cpu_percent", "Node CPU percent, all cores.", tags),
+            verdict=Gauge("landmark_verdict", "Load verdict: 0 ok, 1 throttle, 2 shed.", tags),
             actor_rss=Gauge(
                 "landmark_actor_rss_bytes",
                 "Summed RSS of a registered actor's process tree.",
-                tag_keys=("actor",),
+                tag_keys=("actor", "node"),
             ),
             tree_rss=Gauge(
-                "landmark_tree_rss_bytes", "Summed RSS of registered trees and Ray processes."
+                "landmark_tree_rss_bytes",
+                "Summed RSS of registered trees and Ray processes.",
+                tag_keys=tags,
             ),
-            shed_events=Counter("landmark_shed_events", "Entries into shed."),
-            throttle_events=Counter("landmark_throttle_events", "Entries into throttle."),
+            shed_events=Counter("landmark_shed_events", "Entries into shed.", tag_keys=tags),
+            throttle_events=Counter(
+                "landmark_throttle_events", "Entries into throttle.", tag_keys=tags
+            ),
         )
+        for metric in (
+            gauges.memory_fraction, gauges.memory_used, gauges.cpu_percent, gauges.verdict,
+            gauges.actor_rss, gauges.tree_rss, gauges.shed_events, gauges.throttle_events,
+        ):  # fmt: skip
+            metric.set_default_tags({"node": node})
+        return gauges
 
 
 class MetricsActor:
@@ -147,7 +176,7 @@ class MetricsActor:
         self._memory_total = read_node_memory().total
         limits = Limits.from_budget(budget, self._memory_total)
         self._monitor = LoadMonitor(limits, hysteresis=hysteresis, hold=hold, window=window)
-        self._gauges = _Gauges.create()
+        self._gauges = _Gauges.create(node_tag(node_id))
         self._counted = (0, 0)  # shed, throttle events already added to the counters
         self._peak_tree_rss = 0
         self._peak_tree_pss = 0
@@ -352,6 +381,22 @@ def _measure(registered: dict[str, list[int]], with_pss: bool) -> _Measurement:
     )
 
 
+def check_settings(
+    budget: BudgetSpec,
+    sample_interval: timedelta = timedelta(milliseconds=500),
+    *,
+    hysteresis: float = 0.05,
+    hold: timedelta = timedelta(seconds=2),
+    window: timedelta = timedelta(seconds=5),
+) -> None:
+    """Build what the actor will build, so bad settings fail in the caller with their own
+    message (a ValueError) rather than inside an actor."""
+    if sample_interval <= timedelta(0):
+        raise ValueError("sample_interval must be longer than zero")
+    Limits.from_budget(budget, read_node_memory().total)
+    LoadMonitor(Limits(0, 0, 100.0), hysteresis=hysteresis, hold=hold, window=window)
+
+
 def create_metrics_actor(
     budget: BudgetSpec,
     name: str | None = None,
@@ -372,11 +417,7 @@ def create_metrics_actor(
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    if sample_interval <= timedelta(0):
-        raise ValueError("sample_interval must be longer than zero")
-    # Build what the actor will build, so bad settings fail here with their own message.
-    Limits.from_budget(budget, read_node_memory().total)
-    LoadMonitor(Limits(0, 0, 100.0), hysteresis=hysteresis, hold=hold, window=window)
+    check_settings(budget, sample_interval, hysteresis=hysteresis, hold=hold, window=window)
     node_id = node_id or ray.get_runtime_context().get_node_id()
     options: dict[str, Any] = {
         "num_cpus": 0,

@@ -31,7 +31,13 @@ from playwright.async_api import Error as PlaywrightError
 
 from landmark.actors.discovery import Discovery, first_line
 from landmark.actors.dom_cache import DomCache
-from landmark.actors.downloads import DownloadError, download_to_file, identity_of
+from landmark.actors.downloads import (
+    DownloadError,
+    Identity,
+    Route,
+    download_to_file,
+    identity_of,
+)
 from landmark.actors.extraction import (
     Settled,
     field_plan,
@@ -155,7 +161,7 @@ class ContainerReader:
             self._poison(slot)
             return self._failure(container, progress.phase, str(off_site), retryable=False)
         except RobotsDisallowed as refused:  # the page was not touched: no need to replace it
-            return self._failure(container, progress.phase, str(refused), retryable=False)
+            return self._failure(container, progress.phase, str(refused), refused.retryable)
         except PlaywrightError as error:
             self._poison(slot)
             return self._page_error(slot, container, progress.phase, error)
@@ -342,6 +348,10 @@ class ContainerReader:
                     record.status = Status.PARTIAL
         self.cache.record_fields(cache_key, strategies, paths, offered)
 
+    async def _identity_for(self, url: str) -> Identity:
+        """The job's browser identity for ``url``: its cookies from the context's jar."""
+        return identity_of(self.job.browser, await self.session.cookie_header(url))
+
     async def _download(self, record: Record, deadline_at: float | None = None) -> None:
         """The field's URL to a file. A download that fails keeps the fields already read:
         the record becomes ``partial`` with the download's error, and no part file stays."""
@@ -360,7 +370,6 @@ class ContainerReader:
         if deadline_at is not None:  # what is left of the container's deadline, less a margin
             total = max(0.5, min(total, deadline_at - time.monotonic() - DOWNLOAD_RESERVE_S))
         try:
-            cookies = await self.session.cookie_header(str(url))
             record.download = await download_to_file(
                 str(url),
                 self.out_dir / spec.dir,
@@ -368,7 +377,7 @@ class ContainerReader:
                 spec.max_bytes,
                 idle_s=spec.idle.total_seconds(),
                 total_s=total,
-                identity=identity_of(self.job.browser, cookies),
+                route=Route(self.session.allowed, self._identity_for),
             )
         except DownloadError as error:
             record.errors.append(Problem(phase=Phase.DOWNLOAD, reason=str(error)))

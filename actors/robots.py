@@ -6,16 +6,20 @@ the crawler. So robots.txt is fetched through the browser context's own request 
 checked right before each navigation of a job page (a source page in discovery, an item
 page in link and self mode), where no second copy of the URL list can drift from it.
 
-- **Once per origin per actor**: the parsed rules are kept for ``ttl_s`` (an hour); a
-  fetch that failed is kept a minute only, so a passing outage is read again soon. Pages
+- **Once per origin per actor**: the parsed rules are kept for ``ttl_s`` (an hour). Pages
   that want the same origin at once share one fetch. Only hosts the job may visit are
   fetched (an off-site link is refused by the browser anyway), so the cache stays small.
-- **Status codes, as Google documents them**: 2xx is parsed; 401 and 403 disallow
-  everything; any other 4xx allows everything (there are no rules); 429, 5xx, a network
-  error or a timeout (the job's navigation timeout) allow, with a note in the actor's
-  stats and log: the site could not say otherwise, and a flaky robots.txt must not stop
-  a job. Redirects are followed five times, to the job's own hosts only (this fetch is
-  not behind the browser's host fence); bodies past 500 KiB are ignored.
+- **Status codes, as RFC 9309 (2.3.1) and Google's crawlers read them**: 2xx is parsed;
+  any other 4xx (401 and 403 included) means there are no rules, so everything is
+  allowed; 429, 5xx, a network error, a timeout (the job's navigation timeout), a
+  redirect loop or a redirect off the job's hosts make robots.txt *unreachable*, and an
+  unreachable robots.txt means "crawl nothing there" until it can be read. Such a refusal
+  (:class:`RobotsUnreachable`) is retryable and counts against the host like any failed
+  request, so a host that is down is still given up on; it is not cached (the next page
+  asks again), and it is said in the actor's stats and log. When robots.txt was read
+  before, that copy is kept in force instead (RFC 9309 2.4). Redirects are followed five
+  times, to the job's own hosts only (this fetch is not behind the browser's host
+  fence); bodies past 500 KiB are ignored.
 - **The user-agent token matched** is the first product token of ``browser.user_agent``
   (``LandmarkBot`` for ``LandmarkBot/1.0 (+https://example.org/bot)``). Without
   ``browser.user_agent`` the browser sends its own Chrome User-Agent, which names no
@@ -25,7 +29,7 @@ page in link and self mode), where no second copy of the URL list can drift from
 
 A disallowed URL raises :class:`RobotsDisallowed`, whose message names the origin, the
 path, the token and the setting that turns this off; it is final (not retried): asking
-again gets the same answer.
+again gets the same answer, and the host answered, so its health is not in question.
 """
 
 from __future__ import annotations
@@ -50,7 +54,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("landmark.robots")
 
 TTL_S = 3600.0  # parsed rules are kept this long per origin
-ERROR_TTL_S = 60.0  # a failed fetch (allowed, with a note) is tried again after this
+# An unreachable robots.txt is asked again at the next page (pages asking at once share one
+# fetch): a host back from an outage is crawled again at once. With an earlier good copy,
+# that copy is used (RFC 9309 2.4) and the file is asked again after STALE_RETRY_S.
+ERROR_TTL_S = 0.0
+STALE_RETRY_S = 60.0
 MAX_BODY = 500 * 1024  # Google reads the first 500 KiB of a robots.txt
 MAX_REDIRECTS = 5
 NOTES_KEPT = 20
@@ -64,6 +72,13 @@ class RobotsDisallowed(Exception):
     retryable = False
 
 
+class RobotsUnreachable(RobotsDisallowed):
+    """robots.txt could not be read, which RFC 9309 reads as "nothing allowed" for now: a
+    later attempt may find it, and the cause (the host down) is the host's failure."""
+
+    retryable = True
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """One origin's robots.txt, parsed; ``basis`` says why when it is not the file's text
@@ -73,6 +88,7 @@ class Rules:
     ttl_s: float = TTL_S
     basis: str | None = None
     note: str | None = None
+    unreachable: bool = False  # could not be read: nothing allowed, retryable
 
     def allows(self, token: str, url: str) -> bool:
         return self.parser.can_fetch(token, url)
@@ -107,17 +123,19 @@ def rules_from_response(origin: str, status: int, body: bytes) -> Rules:
     if 200 <= status < 300:
         text = body[:MAX_BODY].decode("utf-8", errors="replace").lstrip("\ufeff")
         return Rules(_parser(text))
-    if status in (401, 403):
-        return Rules(_parser(allow_all=False), basis=f"it answered HTTP {status}")
     if 400 <= status < 500 and status != 429:
         return Rules(_parser(allow_all=True), basis=f"it answered HTTP {status}")
     return rules_after_error(origin, f"HTTP {status}")
 
 
 def rules_after_error(origin: str, reason: str) -> Rules:
-    """The site could not be asked: everything allowed, kept briefly, and said."""
-    note = f"robots.txt of {origin} could not be read ({reason}); its pages are treated as allowed"
-    return Rules(_parser(allow_all=True), ttl_s=ERROR_TTL_S, basis=reason, note=note)
+    """The site could not be asked: nothing allowed (RFC 9309), kept briefly, and said."""
+    note = (
+        f"robots.txt of {origin} could not be read ({reason}); nothing there is opened until it can"
+    )
+    return Rules(
+        _parser(allow_all=False), ttl_s=ERROR_TTL_S, basis=reason, note=note, unreachable=True
+    )
 
 
 async def fetch_rules(
@@ -144,7 +162,10 @@ async def fetch_rules(
         return rules_after_error(origin, f"no answer within {timeout_s:g}s")
     except PlaywrightError as error:
         text = str(error).strip()
-        return rules_after_error(origin, text.splitlines()[0] if text else "network error")
+        if "has been closed" in text:  # our context went away (a recycle): not the site's fault
+            raise
+        first = text.splitlines()[0] if text else "network error"
+        return rules_after_error(origin, re.sub(r"^APIRequestContext\.\w+: ", "", first))
 
 
 async def _get(
@@ -177,6 +198,7 @@ class RobotsTxt:
         self._clock = clock
         self._cache: dict[str, tuple[float, Rules]] = {}
         self._fetching: dict[str, asyncio.Future[Rules]] = {}
+        self._good: dict[str, Rules] = {}  # the last copy read, per origin
         self.fetched = 0
         self.disallowed = 0
         self.notes: dict[str, str] = {}
@@ -188,9 +210,14 @@ class RobotsTxt:
         rules = await self.rules(origin, fetch)
         if rules.allows(self.token, url):
             return
-        self.disallowed += 1
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if rules.unreachable:
+            raise RobotsUnreachable(
+                f"robots.txt of {origin} could not be read ({rules.basis}), so {path[:200]} "
+                f"is not opened until it can (RFC 9309; {IGNORE_HINT})"
+            )
+        self.disallowed += 1
         why = f" ({rules.basis})" if rules.basis else ""
         raise RobotsDisallowed(
             f"{ROBOTS_REFUSAL}{origin}{why} disallows {path[:200]} for user agent "
@@ -217,12 +244,26 @@ class RobotsTxt:
             self._fetching.pop(origin, None)
         self.fetched += 1
         ttl_s = min(rules.ttl_s, self._ttl_s)
+        if not rules.unreachable:
+            self._good[origin] = rules
+        elif origin in self._good:  # read before: that copy stays in force for now
+            rules, ttl_s = self._good[origin], STALE_RETRY_S
+            self._note(
+                origin,
+                f"robots.txt of {origin} could not be read again; the copy read before is used",
+            )
+            self._cache[origin] = (self._clock() + ttl_s, rules)
+            return rules
         self._cache[origin] = (self._clock() + ttl_s, rules)
         if rules.note is not None:
-            logger.warning("%s", rules.note)
-            if origin in self.notes or len(self.notes) < NOTES_KEPT:
-                self.notes[origin] = rules.note
+            self._note(origin, rules.note)
         return rules
+
+    def _note(self, origin: str, note: str) -> None:
+        if self.notes.get(origin) != note:  # said once, not at every page of an outage
+            logger.warning("%s", note)
+        if origin in self.notes or len(self.notes) < NOTES_KEPT:
+            self.notes[origin] = note
 
     def stats(self) -> dict[str, Any]:
         return {"fetched": self.fetched, "disallowed": self.disallowed, "notes": dict(self.notes)}

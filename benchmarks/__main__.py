@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from landmark.benchmarks.harness import add_bench_arguments, run_bench_command
+from landmark.logs import configure_logging, level_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Research load tests against the Gallery site.",
     )
     add_bench_arguments(parser)
+    configure_logging(level_from(0, 0, None))  # the runs' messages, as `landmark bench` shows
     return run_bench_command(parser.parse_args(argv))
 
 

@@ -70,7 +70,7 @@ def process_kind(proc: psutil.Process) -> str:
         return "other"
     if not command:
         return "other"
-    if "benchmarks.site" in command:
+    if "landmark.benchmarks.site" in command:  # `python -m landmark.benchmarks.site`
         return "site"
     if Path(command[0]).name == "node":
         return "driver"

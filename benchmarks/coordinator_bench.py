@@ -34,6 +34,7 @@ from landmark.coordinator.actor import Coordinator
 from landmark.coordinator.driver import prepare_store
 from landmark.coordinator.store import JobIdentity
 from landmark.coordinator.store_config import StoreConfig
+from landmark.logs import configure_logging, level_from
 
 SOURCE = "http://127.0.0.1:9/"  # never opened: NoopActor discovers without a browser
 POLL_S = 0.005  # progress polling until the first record, then none
@@ -246,7 +247,9 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
+    args = parse_args(argv)
+    configure_logging(level_from(0, 0, None))
+    return run(args)
 
 
 if __name__ == "__main__":

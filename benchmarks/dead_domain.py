@@ -20,6 +20,7 @@ from pathlib import Path
 from landmark.config.job import JobSpec
 from landmark.coordinator.driver import run_job
 from landmark.coordinator.store import read_results
+from landmark.logs import configure_logging, level_from
 
 
 def closed_port() -> int:
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--containers", type=int, default=300)
     parser.add_argument("--actors", type=int, default=2)
     args = parser.parse_args(argv)
+    configure_logging(level_from(0, 0, None))
     host = f"127.0.0.1:{closed_port()}"
     out = Path(tempfile.mkdtemp(prefix="dead-domain-"))
     job = JobSpec.model_validate(

@@ -4,7 +4,7 @@
 # count, ports and temp dir, all on 127.0.0.1.
 #
 #   cluster/local_cluster.sh start  [--workers N] [--port P] [--head-cpus C] [--worker-cpus C]
-#                                   [--metrics]
+#                                   [--metrics] [--dashboard]
 #   cluster/local_cluster.sh status [--port P]
 #   cluster/local_cluster.sh stop   [--port P]
 #
@@ -15,17 +15,22 @@
 #
 #   P        GCS (the address to join: 127.0.0.1:P)
 #   P+1      Ray client server (ray://127.0.0.1:P+1)
+#   P+2      dashboard and Jobs API, with --dashboard only (http://127.0.0.1:P+2, head only)
 #   P+10i..  node i (0 = head): node manager, object manager, metrics export (P+10i+12),
 #            dashboard agent http/grpc, runtime env agent
 #   P+200+100i .. +99   worker process ports of node i
 #
 # Environment: RAY (the ray executable; default: the project's .venv/bin/ray, else `ray`),
 # LANDMARK_CLUSTER_DIR (state dir; default /tmp/landmark-cluster-P), READY_TIMEOUT (s, 90).
+# The nodes run with that executable's folder first on PATH, as in an activated venv, so a
+# `ray job submit` entrypoint such as `landmark run …` finds the landmark installed beside Ray.
 #
 # Token authentication is on: `start` writes a fresh token to STATE/auth_token (mode 600)
 # and every node, and every driver that joins, reads it through RAY_AUTH_TOKEN_PATH. A
-# client without it is refused. (Ray cannot keep a multi-node cluster on 127.0.0.1 alone,
-# Ray issue #59110, so its ports are reachable from the network: the token is the guard.)
+# client without it is refused, at the dashboard and its Jobs API (`ray job submit` sends
+# the token as a bearer header) too. (Ray cannot keep a multi-node cluster on 127.0.0.1
+# alone, Ray issue #59110, so its ports are reachable from the network: the token is the
+# guard; the dashboard, on the head only, is bound to 127.0.0.1.)
 set -euo pipefail
 
 export RAY_AUTH_MODE=token
@@ -75,6 +80,7 @@ PORT=6390
 HEAD_CPUS=1
 WORKER_CPUS=1
 METRICS=0
+DASHBOARD=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) WORKERS="${2:-}"; shift 2 ;;
@@ -82,6 +88,7 @@ while [[ $# -gt 0 ]]; do
     --head-cpus) HEAD_CPUS="${2:-}"; shift 2 ;;
     --worker-cpus) WORKER_CPUS="${2:-}"; shift 2 ;;
     --metrics) METRICS=1; shift ;;
+    --dashboard) DASHBOARD=1; shift ;;
     -h|--help) usage ;;
     *) echo "local_cluster: unknown option '$1'" >&2; usage ;;
   esac
@@ -95,6 +102,7 @@ done
 STATE="${LANDMARK_CLUSTER_DIR:-/tmp/landmark-cluster-$PORT}"
 READY_TIMEOUT="${READY_TIMEOUT:-90}"
 export RAY_AUTH_TOKEN_PATH="$STATE/auth_token"
+DASHBOARD_PORT=$((PORT + 2))
 
 write_token() {
   (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$RAY_AUTH_TOKEN_PATH")
@@ -115,9 +123,12 @@ launch_node() {
   local dir="$STATE/node-$i"
   mkdir -p "$dir"
   # setsid: the node gets its own process group, so stop can end its leftovers by group id.
+  local ray
+  ray=$(ray_bin)
   # shellcheck disable=SC2046
-  setsid "$(ray_bin)" start --block --disable-usage-stats --node-ip-address=$HOST \
-    --temp-dir="$dir/ray" $(node_ports "$i") "$@" >"$dir/start.log" 2>&1 </dev/null &
+  PATH="$(dirname "$ray"):$PATH" setsid "$ray" start --block --disable-usage-stats \
+    --node-ip-address=$HOST --temp-dir="$dir/ray" $(node_ports "$i") "$@" \
+    >"$dir/start.log" 2>&1 </dev/null &
   echo $! >"$dir/pid"
 }
 
@@ -157,13 +168,18 @@ start_node() {
 
 start() {
   [[ ! -e "$STATE/node-0/pid" ]] || die "a cluster is already recorded in $STATE: run '$0 stop --port $PORT' first"
-  for port in "$PORT" $((PORT + 1)); do
+  local ports=("$PORT" $((PORT + 1)))
+  if ((DASHBOARD)); then
+    ports+=("$DASHBOARD_PORT")
+  fi
+  for port in "${ports[@]}"; do
     ! port_in_use "$port" || die "port $port on $HOST is in use: pick another --port"
   done
   mkdir -p "$STATE"
   write_token
+  # shellcheck disable=SC2046
   if ! start_node 0 --head --port="$PORT" --ray-client-server-port=$((PORT + 1)) \
-    --include-dashboard=false --num-cpus="$HEAD_CPUS"; then
+    $(dashboard_options) --num-cpus="$HEAD_CPUS" || ! wait_dashboard; then
     stop_nodes
     exit 1
   fi
@@ -180,10 +196,44 @@ start() {
   echo "  join it:    landmark run job.yaml --address $HOST:$PORT   (or RAY_ADDRESS=$HOST:$PORT)"
   echo "  client:     ray://$HOST:$((PORT + 1))"
   echo "  metrics:    $(metrics_targets)"
+  if ((DASHBOARD)); then
+    echo "  dashboard:  $(dashboard_url)  (Jobs API; needs the token too)"
+    echo "  submit:     ray job submit --address $(dashboard_url) --working-dir . --" \
+      "landmark run job.yaml --address auto --out /absolute/path"
+  fi
   echo "  stop it:    $0 stop --port $PORT"
   if ((METRICS)); then
     write_prometheus_config
   fi
+}
+
+# --- the dashboard (--dashboard) ----------------------------------------------------------
+# On the head only, bound to the loopback; its URL is kept in the state dir for `status`.
+dashboard_options() {
+  if ((DASHBOARD)); then
+    echo --include-dashboard=true --dashboard-host=$HOST --dashboard-port="$DASHBOARD_PORT"
+  else
+    echo --include-dashboard=false
+  fi
+}
+
+dashboard_url() {
+  echo "http://$HOST:$DASHBOARD_PORT"
+}
+
+# `ray start` can report the node started before the dashboard's HTTP server listens.
+wait_dashboard() {
+  ((DASHBOARD)) || return 0
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until port_in_use "$DASHBOARD_PORT"; do
+    if ((SECONDS >= deadline)); then
+      echo "local_cluster: the dashboard is not listening on port $DASHBOARD_PORT after" \
+        "${READY_TIMEOUT}s (logs: $STATE/node-0/ray/session_latest/logs/dashboard*)" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  dashboard_url >"$STATE/dashboard"
 }
 
 metrics_targets() {
@@ -212,7 +262,7 @@ EOF
 
 status() {
   [[ -d "$STATE" ]] || die "no cluster recorded in $STATE"
-  local dir pid
+  local dir pid url
   for dir in "$STATE"/node-*; do
     pid=$(cat "$dir/pid" 2>/dev/null || echo "")
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
@@ -221,6 +271,10 @@ status() {
       echo "${dir##*/}: not running"
     fi
   done
+  if [[ -f "$STATE/dashboard" ]]; then
+    url=$(cat "$STATE/dashboard")
+    echo "dashboard: $url (Jobs API: ray job submit --address $url …)"
+  fi
   "$(ray_bin)" status --address="$HOST:$PORT" || true
 }
 

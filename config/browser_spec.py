@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from landmark.config.spec_base import Spec, Text
 from landmark.config.units import ByteSize
@@ -35,6 +35,31 @@ class ProxySpec(Spec):
         default=None, description="Comma-separated hosts that skip the proxy, e.g. .local."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, value: object) -> object:
+        """``proxy: http://user:pass@host:3128`` is the form people write: split it."""
+        if not isinstance(value, str):
+            return value
+        parts = urlsplit(value if "://" in value else f"http://{value}")
+        server = f"{parts.scheme}://{parts.hostname or ''}" + (
+            f":{parts.port}" if _port_of(parts) else ""
+        )
+        spec: dict[str, object] = {"server": server}
+        if parts.username is not None:
+            spec["username"] = unquote(parts.username)
+        if parts.password is not None:
+            spec["password"] = unquote(parts.password)
+        return spec
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        """``password: 12345678`` is read by YAML as a number: it is still a password."""
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
+
     @field_validator("server")
     @classmethod
     def _server(cls, value: str) -> str:
@@ -47,6 +72,13 @@ class ProxySpec(Spec):
         if parts.username or parts.password:
             raise ValueError("put the proxy's credentials in username and password, not the URL")
         return value
+
+
+def _port_of(parts) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # not a number: the server check below says so
+        return None
 
 
 def _without_credentials(value: str) -> str:

@@ -394,7 +394,8 @@ class OutputSpec(Spec):
     dir: Path = Field(default=Path("runs/latest"), description="Where results are written.")
     results: str = Field(
         default="results.jsonl",
-        description="One JSON line per container; a plain file name inside the output folder.",
+        description="The records: .jsonl, .csv or .json (the extension picks the format); "
+        "a plain file name inside the output folder.",
     )
     summary: str = Field(
         default="summary.json",
@@ -422,14 +423,20 @@ class OutputSpec(Spec):
         if self.results == self.summary:
             raise ValueError("results and summary must be different files")
         if self.format is None:
-            self.format = format_of(self.results)
+            format_of(self.results)  # an unknown extension is an error here, not at the end
         return self
+
+    @property
+    def kind(self) -> OutputFormat:
+        """The results' format: ``format`` if given, else the file's extension. Derived, not
+        stored, so a job dumped and loaded again with another results name follows it."""
+        return self.format or format_of(self.results)
 
     @property
     def record_log(self) -> str:
         """The JSON-lines file the store appends records to: the results file itself for
         jsonl, else a file in the state folder that the results are exported from."""
-        if self.format == OutputFormat.JSONL:
+        if self.kind == OutputFormat.JSONL:
             return self.results
         return f".landmark/records-{Path(self.results).stem}.jsonl"
 
@@ -487,6 +494,12 @@ class JobSpec(Spec):
             raise ValueError(f"download.field {self.download.field!r} is not one of the fields")
         if self.download and any(f.many for f in self.fields if f.name == self.download.field):
             raise ValueError(f"download.field {self.download.field!r} is a list (many: true)")
+        proxy = self.browser.proxy
+        if self.download and proxy and proxy.server.lower().startswith("socks5"):
+            raise ValueError(
+                "download cannot go through a socks5 proxy (browser.proxy): use an http(s) "
+                "proxy, or no download"
+            )
         return self
 
     def source_urls(self, base: Path | None = None) -> list[str]:

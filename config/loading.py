@@ -66,10 +66,19 @@ def describe_validation_error(error: ValidationError) -> list[str]:
         reason = _FRIENDLY.get(kind) or item["msg"].removeprefix("Value error, ")
         # our own validators (value_error) already quote what was wrong
         shown = kind not in _FRIENDLY and kind != "value_error" and "input" in item
-        if shown and not isinstance(item["input"], dict):
+        if shown and not isinstance(item["input"], dict) and not _secret(item["loc"]):
             reason += f" (got {_shorten(repr(item['input']))})"
         problems.append(f"{_location(item['loc'])}: {reason}")
     return problems
+
+
+SECRET_PLACES = {"proxy", "headers", "storage_state", "password"}  # values never echoed
+
+
+def _secret(loc: tuple[int | str, ...]) -> bool:
+    """A value under a place that may hold a credential (a proxy, a header's token): its
+    problem is named, its value is not shown."""
+    return any(str(part) in SECRET_PLACES for part in loc)
 
 
 def _shorten(text: str, limit: int = 120) -> str:

@@ -53,6 +53,8 @@ class Settings(BaseModel):
             "budget.actors": self.actors,
             "budget.pages_per_actor": self.pages_per_actor,
             "output.dir": str(self.out) if self.out is not None else None,
+            "browser.executable": str(self.browser) if self.browser is not None else None,
+            "browser.headless": self.headless if "headless" in self.model_fields_set else None,
         }
         return {key: value for key, value in pairs.items() if value is not None}
 

@@ -3,7 +3,8 @@
 ``scheduler.py`` holds the rules (pure, tested by randomized histories); this module runs
 them: it sends batches and waits for answers, each with a deadline; it starts, kills and
 replaces actors (``crew.py``); it discovers sources; it writes records to the store and
-serves cached ones; it reads the MetricsActor's verdict. The dispatch loop waits on one
+serves cached ones; it reads every node's MetricsActor and applies each verdict to that
+node (``self.verdict`` is the cluster's view: the worst node). The dispatch loop waits on one
 ``asyncio.Event`` with the timeout the scheduler's :meth:`~Scheduler.next_wake` gives —
 none at all when only an answer can help — so it wakes only when something happens.
 
@@ -35,6 +36,7 @@ from landmark.coordinator.run_stats import RunStats
 from landmark.coordinator.scheduler import Assignment, Scheduler
 from landmark.coordinator.store import JobIdentity, StoreError
 from landmark.coordinator.store_config import StoreConfig
+from landmark.coordinator.summary import cluster_view
 from landmark.logs import configure_worker_logging
 
 logger = logging.getLogger("landmark.coordinator")
@@ -70,7 +72,8 @@ class Coordinator:
         self.stats = RunStats()
         self.output = RunOutput(job, store, self.stats)
         self.store = self.output.store
-        self.verdict: dict[str, Any] = {"verdict": "ok", "reason": "no reading yet"}
+        self.node_verdicts: dict[str, dict[str, Any]] = {}  # node id -> its latest verdict
+        self.verdict: dict[str, Any] = cluster_view({})  # the worst node, and counts per state
         self.snapshot: dict[str, Any] | None = None
         self.final_actor_stats: list[dict[str, Any]] = []
         self.failure: str | None = None
@@ -134,6 +137,7 @@ class Coordinator:
             "limit": self.scheduler.budget.global_limit,
             "verdict": self.verdict.get("verdict", "ok"),
             "memory_fraction": self.verdict.get("memory_fraction"),
+            "nodes": dict(self.verdict.get("nodes", {})),
             "paused": sorted(self._paused_by),
             "actors": len(self.scheduler.live_actors()),
             "given_up": self.scheduler.breaker.given_up_domains(),
@@ -276,7 +280,7 @@ class Coordinator:
             logger.warning("%s", error)
             self.scheduler.start_failed(name, time.monotonic(), str(error))
         else:
-            if not self.scheduler.actor_ready(name):
+            if not self.scheduler.actor_ready(name, self.crew.node_of.get(name)):
                 self.crew.kill(name)
         finally:
             self.discovery.notify()
@@ -309,7 +313,7 @@ class Coordinator:
             # Once per host and run: a page that looks broken because its images or data
             # come from another host can only be fixed by naming that host.
             logger.warning(
-                "landmark: requests to %s were blocked (not a source's host); if the pages "
+                "requests to %s were blocked (not a source's host); if the pages "
                 "need it, add it to browser.allow_domains",
                 host,
             )
@@ -324,7 +328,7 @@ class Coordinator:
     async def _housekeeping(self) -> None:
         last_flush = last_snapshot = time.monotonic()
         while not self._ended.is_set():
-            await self._read_verdict()
+            await self._read_verdicts()
             now = time.monotonic()
             if now - last_flush >= FLUSH_INTERVAL_S:
                 last_flush = now
@@ -349,34 +353,50 @@ class Coordinator:
             self.failure = f"the store did not come back: {self.output.trouble}"
             self._halt()
 
-    async def _read_verdict(self) -> None:
-        metrics = self.crew.metrics
-        if metrics is None:
-            self.crew.start_metrics()
+    async def _read_verdicts(self) -> None:
+        """Every node's verdict, asked at once (each call bounded), applied node by node."""
+        monitors = self.crew.start_metrics()  # also replaces one that could not be created
+        if not monitors:
             return
-        try:
-            verdict = await asyncio.wait_for(metrics.verdict.remote(), 2 * VERDICT_INTERVAL_S + 5)
-        except (RayActorError, TimeoutError) as error:
-            self.crew.restart_metrics(
-                short_error(error) if isinstance(error, RayError) else "no answer"
-            )
-            self._apply_verdict({"verdict": "ok", "reason": "load monitor restarting"})
-            return
-        except RayError:
-            return
-        self._apply_verdict(verdict)
+        nodes = list(monitors)
+        answers = await asyncio.gather(*(self._read_node(n, monitors[n]) for n in nodes))
+        now = time.monotonic()
+        changed = False
+        for node, verdict in zip(nodes, answers, strict=True):
+            if verdict is not None:
+                changed |= self._apply_verdict(node, verdict, now)
+        self.verdict = cluster_view(self.node_verdicts)
+        if changed:
+            self._wake.set()
 
-    def _apply_verdict(self, verdict: dict[str, Any]) -> None:
-        before = self.verdict.get("verdict")
-        self.verdict = verdict
-        self.scheduler.set_verdict(verdict["verdict"], time.monotonic())
+    async def _read_node(self, node: str, monitor: Any) -> dict[str, Any] | None:
+        """One node's verdict; None when there is nothing new to apply. A monitor that died
+        or hangs is replaced, and its node is ``ok`` until the new one answers."""
+        try:
+            return await asyncio.wait_for(monitor.verdict.remote(), 2 * VERDICT_INTERVAL_S + 5)
+        except TimeoutError:
+            if self.crew.monitor_young(node, self.job.timeouts.actor_start.total_seconds()):
+                return None  # still being placed or taking its first sample
+            self.crew.restart_metrics(node, "no answer")
+        except RayActorError as error:
+            self.crew.restart_metrics(node, short_error(error))
+        except RayError:
+            return None
+        last = self.node_verdicts.get(node, {})  # its figures so far stay in the summary
+        return {**last, "verdict": "ok", "reason": "load monitor restarting", "heaviest": None}
+
+    def _apply_verdict(self, node: str, verdict: dict[str, Any], now: float) -> bool:
+        """Apply ``node``'s verdict to its actors; on entry into shed, recycle its heaviest
+        actor. True when the node's verdict changed (dispatch may change)."""
+        before = self.node_verdicts.get(node, {}).get("verdict")
+        self.node_verdicts[node] = verdict
+        self.scheduler.set_verdict(verdict["verdict"], now, node)
         if verdict["verdict"] == "shed" and before != "shed":
             self.stats.shed_requests += 1
-            heaviest = verdict.get("heaviest")
+            heaviest = verdict.get("heaviest")  # its monitor weighs only its node's actors
             if heaviest and self.scheduler.roster.is_ready(heaviest):
                 self.crew.handle(heaviest).recycle.remote(verdict.get("reason", "shed"))
-        if verdict["verdict"] != before:
-            self._wake.set()
+        return verdict["verdict"] != before
 
     async def _refresh_snapshot(self) -> None:
         live = self.scheduler.live_actors()
@@ -394,7 +414,8 @@ class Coordinator:
             task.cancel()
         self.stats.finish()
         self.final_actor_stats = await self.crew.last_word(self.scheduler.live_actors())
-        self.verdict = await self.crew.stop_metrics() or self.verdict
+        self.node_verdicts.update(await self.crew.stop_metrics())
+        self.verdict = cluster_view(self.node_verdicts)
         completed = self.scheduler.finished and self.failure is None
         try:
             await self.output.finish(completed or self.scheduler.cancelled)

@@ -3,11 +3,17 @@
 Everything here takes ``now`` (``time.monotonic()`` seconds) as an argument, so the
 coordinator's loop drives it and tests drive time by hand; nothing sleeps.
 
-The control law (one place: :class:`AdaptiveLimit`)
----------------------------------------------------
+Two control laws: the global limit (:class:`AdaptiveLimit`) watches latency; each node's
+memory verdict acts on that node's actors only (:class:`Budget`, "Per node" below).
+
+The global limit
+----------------
 
 The global in-flight limit ``L`` lives in ``[floor, ceiling]`` and moves on two inputs:
-container latency samples (``observe``) and the MetricsActor's verdict (``update``).
+container latency samples (``observe``) and the *cluster* verdict (``update``): the
+mildest verdict among the nodes that host actors. One hot node therefore never cuts ``L``
+(it sheds without slowing the others); only when every node is under pressure does ``L``
+hold (all throttle) or halve (all shed), exactly as one machine did before.
 
 Latency is tracked twice, as exponentially weighted moving averages:
 
@@ -20,10 +26,10 @@ and no latency decision is taken before ``WARMUP_SAMPLES = 10``. The gradient is
 ``g = baseline / current`` (1 when steady, < 1 when containers slow down). Then, in
 priority order:
 
-1. verdict ``shed`` → ``L <- L * 0.5``, at most once per ``shed_cooldown_s`` (2 s): the
-   machine is near its memory limit; halve now, halve again if it persists.
-2. verdict ``throttle`` → hold: no growth, no cut (and :class:`Budget` stops new dispatch
-   above the floor).
+1. cluster verdict ``shed`` → ``L <- L * 0.5``, at most once per ``shed_cooldown_s`` (2 s):
+   every node is near its memory limit; halve now, halve again if it persists.
+2. cluster verdict ``throttle`` → hold: no growth, no cut (and :class:`Budget` stops new
+   dispatch above the floor).
 3. ``g < RISING = 2/3`` (current > 1.5 * baseline) → ``L <- L * 0.85``, at most once per
    ``max(1 s, current latency)``: samples that finish within one latency of a cut were
    started before it and say nothing about the new limit.
@@ -53,12 +59,34 @@ Crawlee's AutoscaledPool grows concurrency by 5 % every 10 s while the system is
 enough; from 2 to 64 that is ln(32)/ln(1.05) ≈ 71 steps ≈ 12 minutes, longer than most
 of our runs, so most of a run would be spent under-used. Per-sample slow start reaches
 the ceiling as fast as the site answers and lets latency and memory verdicts stop it.
+
+Per node
+--------
+
+Every node that hosts actors has its own MetricsActor and so its own verdict; memory is
+a node's own, so its pressure is answered on its own actors. A node ``n`` with slots
+``S_n`` (its actors' slots) has a cap ``C_n`` (∞ until it first sheds) and a floor
+``F_n = max(1, ceil(floor * S_n / S))``: the global floor shared out by slots, at least one
+container, so a node under pressure still makes progress and a one-node run keeps
+exactly the old floor. What may be in flight on ``n``:
+
+- ``ok``: ``min(C_n, S_n)``; each latency sample from ``n`` grows ``C_n`` by 1 (a doubling
+  per window of ``C_n`` samples, like slow start) until it reaches ``S_n`` and becomes ∞;
+- ``throttle``: ``min(C_n, F_n)``: no new dispatch to ``n`` above its floor; ``C_n`` holds;
+- ``shed``: the same, and ``C_n <- max(F_n, floor(min(C_n, S_n) * 0.5))`` at most once per
+  ``shed_cooldown_s``, so ``n`` comes back at half its rate and grows from there. (The
+  Coordinator also recycles the heaviest actor of ``n``: its MetricsActor only weighs
+  the actors of its own node.)
+
+Every lease also stays within the global ``L`` and the actor's free slots. When every
+node is under pressure, ``L`` is the floor as well, so the cluster never has more in
+flight than ``floor`` - as protective as before, whatever the number of nodes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from landmark.config.job import BudgetSpec
@@ -294,16 +322,36 @@ def _ewma(previous: float | None, sample: float, alpha: float) -> float:
     return sample if previous is None else previous + alpha * (sample - previous)
 
 
+SEVERITY = {Verdict.OK: 0, Verdict.THROTTLE: 1, Verdict.SHED: 2}
+
+
+@dataclass(slots=True)
+class NodeState:
+    """One node's verdict and its own cap (the "Per node" law in the module docstring)."""
+
+    actors: set[str] = field(default_factory=set)
+    verdict: Verdict = Verdict.OK
+    cap: float = math.inf  # in-flight cap on this node; infinite until it first sheds
+    last_shed: float = -math.inf
+    cuts: int = 0  # shed cuts of the cap (at most one per cooldown)
+
+    @property
+    def pressed(self) -> bool:
+        return self.verdict is not Verdict.OK
+
+
 class Budget:
-    """Global limit * per-actor slots * per-domain politeness: who may get work now.
+    """Global limit * per-node verdict * per-actor slots * per-domain politeness: who may get
+    work now.
 
     Usage by the coordinator, per lease: ``n = budget.allowance(actor, now)``; lease up to
     ``n`` from the ledger with ``accept`` calling ``try_start_domain`` (which reserves);
     ``budget.start(actor, len(lease.containers))``. Per container that ends (record,
-    requeue or release): ``budget.finish(actor, domain, now, latency_s)``.
+    requeue or release): ``budget.finish(actor, domain, now, latency_s)``. Per verdict
+    read from a node's MetricsActor: ``budget.verdict(verdict, now, node)``.
 
-    Under a ``throttle`` or ``shed`` verdict new dispatch stops, except to keep ``floor``
-    containers in flight so a run never stalls on a machine that stays busy.
+    Actors registered without a node share the node ``None``, so a one-machine caller that
+    never names nodes gets one node and the law it always had.
     """
 
     def __init__(self, limit: AdaptiveLimit, domains: DomainBudget, max_in_flight: int) -> None:
@@ -313,6 +361,9 @@ class Budget:
         self.in_flight = 0
         self._slots: dict[str, int] = {}
         self._used: dict[str, int] = {}
+        self._node_of: dict[str, str | None] = {}
+        self._total_slots = 0  # sum of _slots, kept so a node's floor costs O(its actors)
+        self.nodes: dict[str | None, NodeState] = {}
 
     @classmethod
     def from_spec(cls, spec: BudgetSpec) -> Budget:
@@ -321,38 +372,84 @@ class Budget:
         return cls(limit, domains, spec.max_in_flight)
 
     # actors ---------------------------------------------------------------------------
-    def register_actor(self, actor: str, slots: int) -> None:
+    def register_actor(self, actor: str, slots: int, node: str | None = None) -> None:
         if slots < 1:
             raise ValueError(f"actor {actor!r} needs at least one slot, got {slots}")
+        if actor in self._slots:  # registered again: counted once, on its latest node
+            self._total_slots -= self._slots[actor]
+            self._node(self._node_of[actor]).actors.discard(actor)
         self._slots[actor] = slots
+        self._total_slots += slots
         self._used.setdefault(actor, 0)
+        self._node_of[actor] = node
+        self._node(node).actors.add(actor)
         self._follow_capacity()
 
     def unregister_actor(self, actor: str) -> None:
         """Forget a dead actor; its containers still ``finish`` (global and domain counts)."""
-        self._slots.pop(actor, None)
+        self._total_slots -= self._slots.pop(actor, 0)
         self._used.pop(actor, None)
+        node = self._node_of.pop(actor, None)
+        if node in self.nodes:
+            self.nodes[node].actors.discard(actor)
         self._follow_capacity()
 
     def _follow_capacity(self) -> None:
-        slots = sum(self._slots.values())
+        slots = self._total_slots
         self.limit.set_ceiling(min(self.max_in_flight, slots) if slots else self.max_in_flight)
+        self.limit.verdict = self.cluster_verdict()  # the set of nodes with actors changed
+
+    def _node(self, node: str | None) -> NodeState:
+        state = self.nodes.get(node)
+        if state is None:
+            state = self.nodes[node] = NodeState()
+        return state
 
     def free_slots(self, actor: str) -> int:
         return max(0, self._slots.get(actor, 0) - self._used.get(actor, 0))
 
+    # nodes ----------------------------------------------------------------------------
+    def node_slots(self, node: str | None) -> int:
+        return sum(self._slots[a] for a in self._node(node).actors)
+
+    def node_in_flight(self, node: str | None) -> int:
+        return sum(self._used.get(a, 0) for a in self._node(node).actors)
+
+    def node_floor(self, node: str | None) -> int:
+        """The global floor shared out by slots, at least one: a node under pressure still
+        makes progress, and a lone node keeps the whole floor."""
+        if not self._total_slots:
+            return self.limit.floor
+        return max(1, math.ceil(self.limit.floor * self.node_slots(node) / self._total_slots))
+
+    def node_limit(self, node: str | None) -> float:
+        """What may be in flight on ``node`` now (see "Per node" in the module docstring)."""
+        state = self._node(node)
+        if state.pressed:
+            return min(state.cap, self.node_floor(node))
+        return min(state.cap, self.node_slots(node))
+
+    def cluster_verdict(self) -> Verdict:
+        """The mildest verdict among the nodes with actors: the cluster is under pressure
+        only when all of them are."""
+        verdicts = [state.verdict for state in self.nodes.values() if state.actors]
+        return min(verdicts, key=SEVERITY.__getitem__, default=Verdict.OK)
+
     # the decision ---------------------------------------------------------------------
     @property
     def global_limit(self) -> int:
-        """The in-flight limit now in force (the floor under throttle/shed)."""
+        """The in-flight limit now in force (the floor while every node is under pressure)."""
         if self.limit.verdict is not Verdict.OK:
             return self.limit.floor
         return min(self.limit.value, self.max_in_flight)
 
     def allowance(self, actor: str, now: float) -> int:
         """How many containers may be leased to ``actor`` now (before domain checks)."""
-        del now  # the global and slot budgets are counts; time enters through domains
-        return max(0, min(self.free_slots(actor), self.global_limit - self.in_flight))
+        del now  # the global, node and slot budgets are counts; time enters through domains
+        node = self._node_of.get(actor)
+        node_room = self.node_limit(node) - self.node_in_flight(node)
+        room = min(self.free_slots(actor), self.global_limit - self.in_flight, node_room)
+        return max(0, int(room))
 
     def try_start_domain(self, domain: str, now: float) -> bool:
         return self.domains.try_start(domain, now)
@@ -364,16 +461,38 @@ class Budget:
             self._used[actor] += n
 
     def finish(self, actor: str, domain: str, now: float, latency_s: float | None = None) -> None:
-        """One container ended; a latency sample (successful extractions) feeds the limit."""
+        """One container ended; a latency sample (successful extractions) feeds the global
+        limit and regrows its node's cap."""
         self.in_flight = max(0, self.in_flight - 1)
         if self._used.get(actor, 0) > 0:
             self._used[actor] -= 1
         self.domains.finish(domain)
         if latency_s is not None:
             self.limit.observe(latency_s, now, in_flight=self.in_flight + 1)
+            if actor in self._node_of:
+                self._regrow(self._node_of[actor])
 
-    def verdict(self, verdict: str, now: float) -> None:
-        self.limit.update(verdict, now)
+    def verdict(self, verdict: str, now: float, node: str | None = None) -> None:
+        """``node``'s MetricsActor said ``verdict``: act on that node, then on the cluster."""
+        state = self._node(node)
+        state.verdict = Verdict(verdict)
+        if state.verdict is Verdict.SHED and now - state.last_shed >= self.limit.shed_cooldown_s:
+            state.last_shed = now
+            self._cut(node, state)
+        self.limit.update(self.cluster_verdict(), now)
+
+    def _cut(self, node: str | None, state: NodeState) -> None:
+        cap = min(state.cap, self.node_slots(node))
+        state.cap = max(self.node_floor(node), math.floor(cap * SHED_FACTOR))
+        state.cuts += 1
+
+    def _regrow(self, node: str | None) -> None:
+        state = self._node(node)
+        if state.pressed or math.isinf(state.cap):
+            return
+        state.cap += 1
+        if state.cap >= self.node_slots(node):
+            state.cap = math.inf
 
     def used(self, actor: str) -> int:
         """Containers leased to ``actor`` and not yet ended."""

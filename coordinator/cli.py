@@ -10,6 +10,7 @@ readable message on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -17,12 +18,18 @@ from pathlib import Path
 
 from landmark.actors.browser import BrowserNotFoundError
 from landmark.config.loading import JobFileError
-from landmark.config.settings import SettingsError, parse_set_options
+from landmark.config.settings import SettingsError
 from landmark.coordinator.driver import RunFailedError
 from landmark.coordinator.preflight import BudgetError, OutputError
 from landmark.coordinator.store import JobChangedError, StoreError
 from landmark.coordinator.store_config import StoreUrlError
-from landmark.logs import LEVEL_ENV, LogLevelError, configure_logging, level_from
+from landmark.logs import (
+    LEVEL_ENV,
+    LoggingSetupError,
+    configure_logging,
+    level_from,
+    log_to_file_only,
+)
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMAND_GROUP = "landmark.commands"
@@ -34,9 +41,10 @@ class UsageError(Exception):
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from landmark.config.loading import load_job
+    from landmark.coordinator.driver import job_overrides
     from landmark.coordinator.preflight import check_output
 
-    job = load_job(args.job, parse_set_options(args.set or []))
+    job = load_job(args.job, job_overrides(args))  # LANDMARK_* and --set, as `run` reads them
     check_output(job.output.dir, (job.output.results, job.output.summary), create=False)
     print(
         f"{args.job}: valid job {job.name!r}: {len(job.source_urls())} source URL(s), "
@@ -101,19 +109,17 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 
 def add_logging_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     """``-v``/``-q``, ``--log-level`` and ``--log-file``, accepted before the command and
-    after it (``landmark -v run job.yaml`` and ``landmark run job.yaml -v``)."""
-    default = 0 if top else argparse.SUPPRESS
+    after it (``landmark -v run job.yaml`` and ``landmark run job.yaml -v``; counts add)."""
+    here = "" if top else "_here"
     group = parser.add_argument_group("logging")
     group.add_argument(
-        "-v", "--verbose", action="count", default=default, help="more detail (-vv: all)"
-    )
+        "-v", "--verbose", dest=f"verbose{here}", action="count", default=0,
+        help="more detail: debug messages too",
+    )  # fmt: skip
     group.add_argument(
-        "-q",
-        "--quiet",
-        action="count",
-        default=default,
+        "-q", "--quiet", dest=f"quiet{here}", action="count", default=0,
         help="no progress bar, warnings and errors only (-qq: errors only)",
-    )
+    )  # fmt: skip
     group.add_argument(
         "--log-level",
         default=None if top else argparse.SUPPRESS,
@@ -125,7 +131,7 @@ def add_logging_options(parser: argparse.ArgumentParser, *, top: bool = False) -
         type=Path,
         default=None if top else argparse.SUPPRESS,
         metavar="PATH",
-        help="also write the log, with timestamps, to this file",
+        help="also write the log, with timestamps, to this file (fatal errors included)",
     )
 
 
@@ -194,11 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        level = level_from(args.verbose, args.quiet, args.log_level)
-        configure_logging(level, args.log_file)
+        verbose = args.verbose + getattr(args, "verbose_here", 0)
+        quiet = args.quiet + getattr(args, "quiet_here", 0)
+        args.quiet = quiet  # what commands read to hide their progress bar
+        configure_logging(level_from(verbose, quiet, args.log_level), args.log_file)
         return handler(args)
     except (
-        LogLevelError,
+        LoggingSetupError,
         JobFileError,
         SettingsError,
         UsageError,
@@ -208,14 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         BudgetError,
         StoreUrlError,
     ) as error:
-        print(f"landmark: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(error), EXIT_BAD_INPUT)
     except (RunFailedError, StoreError) as error:
-        print(f"landmark: the run could not finish: {error}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return _fail(f"the run could not finish: {error}", EXIT_INCOMPLETE)
     except KeyboardInterrupt:
-        print("landmark: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _fail(message: str, status: int) -> int:
+    """The one line a user reads on stderr, also in the log file (``--log-file``)."""
+    print(f"landmark: {message}", file=sys.stderr)
+    log_to_file_only(logging.getLogger("landmark.cli"), logging.ERROR, message)
+    return status
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ their last word — every remote call bounded.
 The :class:`~coordinator.roster.Roster` (pure) decides which actors should exist; the
 crew holds their handles and does what Ray needs. Worker actors take one CPU each and are
 spread over the cluster's nodes (Ray's ``SPREAD``: one busy node does not get every
-browser while another idles); the MetricsActor takes none and is pinned to the
-coordinator's node. When the MetricsActor
-dies, the crew starts another and registers the workers with it again: it is an advisor,
-and the run goes on without shedding meanwhile.
+browser while another idles). Each node that hosts a worker gets its own MetricsActor,
+created when the first worker there has started: no CPU, pinned to that node (memory is
+a node's own, so only a monitor there can measure it), named per job and node
+(:func:`~actors.metrics_actor.metrics_actor_name`). Workers register with their own
+node's monitor. When a monitor dies the crew starts another for that node and registers
+the node's workers with it again: it is an advisor, and the node goes on without
+shedding meanwhile.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
-from landmark.actors.metrics_actor import create_metrics_actor
+from landmark.actors.metrics_actor import (
+    check_settings,
+    create_metrics_actor,
+    metrics_actor_name,
+)
 from landmark.config.job import JobSpec
 
 logger = logging.getLogger("landmark.coordinator")
@@ -49,9 +57,11 @@ class Crew:
         self.handles: dict[str, Any] = {}
         self.pids: dict[str, tuple[int, str | None]] = {}
         self.node_of: dict[str, str | None] = {}  # every actor that started, dead ones too
-        self.metrics: Any = None
+        self.monitors: dict[str, Any] = {}  # node id -> its MetricsActor
         self.metrics_restarts = 0
+        self._monitor_born: dict[str, float] = {}  # node id -> monotonic time of creation
         self._want_metrics = metrics
+        self._metrics_started = False
         self._metrics_stopped = False
 
     # -- workers ---------------------------------------------------------------------------
@@ -73,9 +83,13 @@ class Crew:
         except RayError as error:
             self.kill(name)
             raise StartFailed(f"{name} could not start: {short_error(error)}") from None
-        self.pids[name] = (int(info["pid"]), info.get("node_id"))
-        self.node_of[name] = info.get("node_id")
-        self._register(name)
+        node = info.get("node_id") or ray.get_runtime_context().get_node_id()
+        self.pids[name] = (int(info["pid"]), node)
+        self.node_of[name] = node
+        if node in self.monitors:
+            self._register(name)
+        else:
+            self._ensure_monitor(node)  # registers the node's workers, this one included
 
     def placement(self, records_by_actor: dict[str, int]) -> dict[str, dict[str, int]]:
         """Per node (its id): the actors started there and the records they extracted."""
@@ -96,8 +110,9 @@ class Crew:
         if handle is not None:
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)
-        if self.metrics is not None:
-            self.metrics.unregister.remote(name)
+        monitor = self.monitors.get(self.node_of.get(name) or "")
+        if monitor is not None:
+            monitor.unregister.remote(name)
 
     async def last_word(self, names: list[str]) -> list[dict[str, Any]]:
         """Each live worker's stats, then close it (both bounded), then kill it."""
@@ -113,46 +128,94 @@ class Crew:
     async def _bounded(ref: Any) -> Any:
         return await asyncio.wait_for(ref, FINAL_CALL_S)
 
-    # -- the MetricsActor -------------------------------------------------------------------
-    def start_metrics(self) -> None:
-        if not self._want_metrics:
-            return
-        self.metrics = create_metrics_actor(self.job.budget)
-        for name in self.pids:
-            self._register(name)
+    # -- the MetricsActors, one per node ----------------------------------------------------
+    def start_metrics(self) -> dict[str, Any]:
+        """A monitor for every node with live workers (a no-op without ``metrics``);
+        returns them by node. Called at the start of a run and before each reading, so a
+        monitor that could not be created (its name still held by a dying predecessor) is
+        tried again."""
+        if not self._want_metrics or self._metrics_stopped:
+            return {}
+        if not self._metrics_started:
+            check_settings(self.job.budget)  # bad limits fail the run here, not per node
+            self._metrics_started = True
+        for node in self.wanted_nodes():
+            self._ensure_monitor(node)
+        return dict(self.monitors)
+
+    def wanted_nodes(self) -> set[str]:
+        """Nodes that host a live worker: each should have a monitor."""
+        return {node for _, node in self.pids.values() if node is not None}
 
     @property
     def monitor_down(self) -> bool:
-        """Wanted and missing (dead, or between a death and its replacement); not merely
-        stopped at the end of the run."""
-        return self._want_metrics and self.metrics is None and not self._metrics_stopped
+        """Wanted and missing on some node (not started yet, dead, or between a death and its
+        replacement); not merely stopped at the end of the run."""
+        if not self._want_metrics or self._metrics_stopped:
+            return False
+        return not self._metrics_started or any(
+            node not in self.monitors for node in self.wanted_nodes()
+        )
 
-    def restart_metrics(self, reason: str) -> None:
-        """Replace a MetricsActor that died; the run goes on without shedding meanwhile."""
-        logger.warning("the MetricsActor is gone (%s); starting another", reason)
+    def monitor_young(self, node: str, grace_s: float) -> bool:
+        """Created less than ``grace_s`` ago: a slow first answer is a start, not a hang."""
+        born = self._monitor_born.get(node)
+        return born is not None and time.monotonic() - born < grace_s
+
+    def restart_metrics(self, node: str, reason: str) -> None:
+        """Replace ``node``'s MetricsActor that died; that node goes on without shedding
+        meanwhile, the others are untouched. A node with no live worker left (it may be
+        gone itself) gets none: there is nothing there to protect."""
+        handle = self.monitors.pop(node, None)
+        self._monitor_born.pop(node, None)
+        if handle is not None:
+            with contextlib.suppress(RayError, ValueError):
+                ray.kill(handle, no_restart=True)
+        if node not in self.wanted_nodes():
+            logger.debug("the MetricsActor of node %s is gone (%s)", node[:8], reason)
+            return
+        logger.warning("the MetricsActor of node %s is gone (%s); starting another",
+                       node[:8], reason)  # fmt: skip
         self.metrics_restarts += 1
-        with contextlib.suppress(RayError, ValueError):
-            ray.kill(self.metrics, no_restart=True)
-        self.metrics = None
-        self.start_metrics()
+        self._ensure_monitor(node)
+
+    def _ensure_monitor(self, node: str) -> None:
+        if not self._want_metrics or self._metrics_stopped or node in self.monitors:
+            return
+        name = metrics_actor_name(self.job.name, node)
+        try:  # the settings were checked by start_metrics: a ValueError is the name in use
+            handle = create_metrics_actor(self.job.budget, name=name, node_id=node)
+        except (ValueError, RayError) as error:  # freed when the old one is gone; next reading
+            logger.debug("no MetricsActor on node %s yet: %s", node[:8], short_error(error))
+            return
+        self.monitors[node] = handle
+        self._monitor_born[node] = time.monotonic()
+        for worker, (_, worker_node) in self.pids.items():
+            if worker_node == node:
+                self._register(worker)
 
     def _register(self, name: str) -> None:
-        if self.metrics is not None and name in self.pids:
-            pid, node_id = self.pids[name]
-            self.metrics.register.remote(name, [pid], node_id)
+        pid, node = self.pids.get(name, (0, None))
+        monitor = self.monitors.get(node or "")
+        if monitor is not None:
+            monitor.register.remote(name, [pid], node)
 
-    async def stop_metrics(self) -> dict[str, Any] | None:
-        """The MetricsActor's last verdict (peak memory, events), then stop it; bounded."""
+    async def stop_metrics(self) -> dict[str, dict[str, Any]]:
+        """Every node's last verdict (peak memory, events), then stop the monitors; all
+        asked at once, each bounded."""
         self._metrics_stopped = True
-        if self.metrics is None:
-            return None
-        verdict = None
-        with contextlib.suppress(RayError, TimeoutError):
-            verdict = await asyncio.wait_for(self.metrics.verdict.remote(), FINAL_CALL_S)
-        with contextlib.suppress(RayError, ValueError):
-            ray.kill(self.metrics, no_restart=True)
-        self.metrics = None
-        return verdict
+        monitors, self.monitors = self.monitors, {}
+        nodes = list(monitors)
+        calls = [self._bounded(monitors[node].verdict.remote()) for node in nodes]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        for handle in monitors.values():
+            with contextlib.suppress(RayError, ValueError):
+                ray.kill(handle, no_restart=True)
+        return {
+            node: answer
+            for node, answer in zip(nodes, answers, strict=True)
+            if isinstance(answer, dict)
+        }
 
 
 def short_error(error: BaseException) -> str:

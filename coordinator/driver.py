@@ -11,6 +11,7 @@ second Ctrl-C asks the Coordinator to make what it merged durable, and exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,13 @@ from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
 from landmark.config.settings import Settings, parse_set_options
 from landmark.coordinator.preflight import check_actors_fit, check_output
-from landmark.coordinator.ray_setup import NAMESPACE, RayStartError, coordinator_name, init_ray
+from landmark.coordinator.ray_setup import (
+    NAMESPACE,
+    RayStartError,
+    coordinator_name,
+    in_submitted_job,
+    init_ray,
+)
 from landmark.coordinator.store import JobChangedError, JobIdentity, Prior
 from landmark.coordinator.store_config import StoreConfig
 
@@ -101,9 +108,10 @@ def run_job(
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` to the end (or a stop) and return its summary; writes results + summary."""
-    from landmark.coordinator.exporters import export_results
+    from landmark.coordinator.exporters import ExportError, export_results
 
     say = say or _say
+    warn_relative_out_in_job(out_dir)
     out_dir = check_output(out_dir, (job.output.results, job.output.summary, job.output.record_log))
     browsers = actor_class is None  # the coordinator bench's no-op actors run no browser
     joining = address or os.environ.get("RAY_ADDRESS")
@@ -122,11 +130,31 @@ def run_job(
         check_actors_fit(job.budget.actors, ray.cluster_resources().get("CPU", 0), "the cluster")
     try:
         summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
-    finally:  # the log in the format asked for, also when the run stopped short or failed
-        export_results(job, out_dir)
+    except BaseException:  # what was done, in the format asked for, before the error shows
+        with contextlib.suppress(ExportError):
+            export_results(job, out_dir)
+        raise
     summary["out_dir"] = str(out_dir)
     (out_dir / job.output.summary).write_text(json.dumps(summary, indent=2, default=str))
+    try:
+        export_results(job, out_dir)
+    except ExportError as error:
+        log = out_dir / job.output.record_log
+        raise RunFailedError(f"{error}; the records are in {log}") from None
     return summary
+
+
+def warn_relative_out_in_job(out_dir: Path) -> None:
+    """Inside ``ray job submit`` the working directory is the job's copy of its
+    ``working_dir`` in Ray's temp dir on the head: results written under it are easy to lose
+    and Ray may delete them, so a relative output folder is said, with where it lands."""
+    if Path(out_dir).expanduser().is_absolute() or not in_submitted_job():
+        return
+    logger.warning(
+        f"inside a Ray job, the output folder {str(out_dir)!r} is relative to the job's "
+        f"working directory: results go to {Path(out_dir).resolve()}, in Ray's copy of the "
+        "job's working_dir, which Ray may delete after the job; pass an absolute --out"
+    )
 
 
 def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> dict[str, Any]:

@@ -61,9 +61,20 @@ def export_results(job: JobSpec, out_dir: Path | str) -> Path:
     if output.record_log == output.results:
         return dest
     log = out_dir / output.record_log
-    records = read_results(log) if log.exists() else iter(())
-    export(records, dest, output.format, [field.name for field in job.fields])
+    if not log.exists():
+        raise ExportError(
+            f"no record log at {log} to make {dest.name} from (with ray://, the Coordinator "
+            "writes it on the head: read it there, or use --store redis://…)"
+        )
+    try:
+        export(read_results(log), dest, output.kind, [field.name for field in job.fields])
+    except (OSError, ValueError) as error:
+        raise ExportError(f"could not write {dest} from {log}: {error}") from None
     return dest
+
+
+class ExportError(RuntimeError):
+    """The results file could not be made; the record log, the truth, is untouched."""
 
 
 def export(

@@ -1,4 +1,5 @@
-"""The progress bar of a run: done/total, rate, ETA, memory and the load verdict.
+"""The progress bar of a run: done/total, rate, ETA, memory and the load verdict (the worst
+node's, and how many nodes are in each state when there are several).
 
 ``total`` grows while discovery scrolls, so the bar is honest about what it
 knows: "done of known", with the number of sources still being discovered.
@@ -71,6 +72,9 @@ def describe(progress: dict[str, Any]) -> str:
     memory = progress.get("memory_fraction")
     verdict = progress["verdict"]
     parts.append(f"mem {memory * 100:.0f}% {verdict}" if memory is not None else verdict)
+    states = node_states(progress.get("nodes") or {})
+    if states:
+        parts.append(states)
     if progress["discovering"]:
         parts.append(f"discovering {progress['discovering']}")
     for key, label in (("resumed", "resumed"), ("cached", "cached"),
@@ -86,3 +90,14 @@ def describe(progress: dict[str, Any]) -> str:
     if progress["paused"]:
         parts.append("PAUSED" + (" (store)" if "store" in progress["paused"] else ""))
     return " · ".join(parts)
+
+
+def node_states(nodes: dict[str, int]) -> str:
+    """``2 nodes ok, 1 shed`` (mildest first); empty for one node or none, where the verdict
+    beside the memory already says it all."""
+    if sum(nodes.values()) <= 1:
+        return ""
+    counts = [(state, nodes[state]) for state in ("ok", "throttle", "shed") if nodes.get(state)]
+    (state, count), rest = counts[0], counts[1:]
+    first = f"{count} node{'s' if count != 1 else ''} {state}"
+    return ", ".join([first, *(f"{n} {s}" for s, n in rest)])

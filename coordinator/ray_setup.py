@@ -4,12 +4,17 @@ A local run starts its own Ray bound to 127.0.0.1 with the dashboard off. Ray 2.
 token authentication on for local clusters; nothing here turns it off. ``--address`` (or
 ``RAY_ADDRESS``) joins an existing cluster instead; inside a Ray job (``ray job submit``)
 the job's own runtime environment is kept.
+
+Ray strips ``RAY_JOB_ID`` from a submitted job's entrypoint, so a job is recognised by the
+``RAY_JOB_CONFIG_JSON_ENV_VAR`` that Ray's job supervisor sets for it (with the job's
+runtime env, and ``RAY_ADDRESS`` set to the cluster's GCS).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -30,6 +35,7 @@ JOIN_PROBE_TIMEOUT_S = 5.0  # a head that does not accept a TCP connection in 5 
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SUBPACKAGES = ("actors", "benchmarks", "cluster", "config", "coordinator")
 NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "results", "*.html.gz", "runs")
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # ray._private.runtime_env.constants
 
 
 class RayStartError(RuntimeError):
@@ -88,7 +94,7 @@ def keep_token_auth() -> None:
     turn it off); a token is generated in ``~/.ray/auth_token`` if there is none."""
     if os.environ.get("RAY_AUTH_MODE", "token") != "token":
         logger.warning(
-            "landmark: RAY_AUTH_MODE=%s is ignored: a local run keeps Ray's token "
+            "RAY_AUTH_MODE=%s is ignored: a local run keeps Ray's token "
             "authentication on", os.environ["RAY_AUTH_MODE"]
         )  # fmt: skip
     os.environ["RAY_AUTH_MODE"] = "token"
@@ -116,6 +122,12 @@ def probe_address(address: str, timeout_s: float = JOIN_PROBE_TIMEOUT_S) -> None
     ``ray.init`` would otherwise retry an address that never answers for minutes."""
     if address == "auto":
         return  # Ray finds the address itself, and says when it cannot
+    if address.startswith(("http://", "https://")):
+        raise RayStartError(
+            f"cannot join the Ray cluster at {address!r}: that is a dashboard (Jobs API) "
+            "address, for `ray job submit`; give the head's GCS as host:port, "
+            "ray://host:10001, or auto"
+        )
     target = address.removeprefix("ray://")
     host, colon, port = target.rpartition(":")
     if not colon or not port.isdigit() or not host:
@@ -142,13 +154,44 @@ def _join(address: str) -> None:
     if _token_available():  # joining does not turn token auth on by itself
         os.environ.setdefault("RAY_AUTH_MODE", "token")
     options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
-    if not os.environ.get("RAY_JOB_ID"):  # inside `ray job submit`, the job's env is used
-        options["runtime_env"] = {"py_modules": [str(shipped_package())], "env_vars": worker_env()}
+    if runtime_env := joining_runtime_env():
+        options["runtime_env"] = runtime_env
     try:
         context = ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise RayStartError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
     logger.info("joined the Ray cluster at %s (%s)", _joined_address(context, address), _size())
+
+
+def submitted_job_runtime_env() -> dict[str, Any] | None:
+    """The runtime env of the Ray job this process is the entrypoint of, or None outside one."""
+    injected = os.environ.get(JOB_CONFIG_ENV)
+    if not injected:
+        return None
+    with contextlib.suppress(ValueError, AttributeError):
+        return json.loads(injected).get("runtime_env") or {}
+    return {}
+
+
+def joining_runtime_env() -> dict[str, Any]:
+    """What a joining driver asks for its workers.
+
+    Outside a job: the shipped package and ``worker_env()``. Inside a job (``ray job
+    submit``): only the ``worker_env()`` variables the job does not set itself, since Ray
+    merges a driver's runtime env into the job's and refuses any key both set; the code
+    comes from the job's ``working_dir``/``py_modules``, or what the nodes have installed.
+    """
+    job_env = submitted_job_runtime_env()
+    if job_env is None:
+        return {"py_modules": [str(shipped_package())], "env_vars": worker_env()}
+    taken = job_env.get("env_vars") or {}
+    own = {key: value for key, value in worker_env().items() if key not in taken}
+    return {"env_vars": own} if own else {}
+
+
+def in_submitted_job() -> bool:
+    """True in the entrypoint of a ``ray job submit`` job (on the cluster's head, usually)."""
+    return submitted_job_runtime_env() is not None
 
 
 def _joined_address(context: Any, asked: str) -> str:

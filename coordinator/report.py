@@ -13,6 +13,12 @@ def _mib(value: float | None) -> str:
 
 
 SOURCES_SHOWN = 5  # the rest are in summary.json
+NODES_SHOWN = 5
+
+
+def _first(parts: list[str], shown: int = NODES_SHOWN) -> str:
+    more = f"; … {len(parts) - shown} more" if len(parts) > shown else ""
+    return "; ".join(parts[:shown]) + more
 
 
 def _placement(placement: dict[str, dict[str, int]]) -> str:
@@ -21,8 +27,25 @@ def _placement(placement: dict[str, dict[str, int]]) -> str:
     parts = [
         f"node {node[:8]}: {n['actors']} actors, {n['records']:,} records" for node, n in nodes
     ]
-    shown = "; ".join(parts[:SOURCES_SHOWN])
-    return shown + (f"; … {len(parts) - SOURCES_SHOWN} more" if len(parts) > SOURCES_SHOWN else "")
+    return _first(parts)
+
+
+def _node_states(nodes: dict[str, dict[str, Any]]) -> str:
+    """``node 1a2b3c4d: shed (mem 91%, 2 shed events); node 5e6f7a8b: ok (mem 40%)``: the
+    worst first (shed, then throttle, then ok)."""
+    order = {"shed": 0, "throttle": 1, "ok": 2}
+    ranked = sorted(nodes.items(), key=lambda item: (order.get(item[1]["verdict"], 3), item[0]))
+    parts = []
+    for node, state in ranked:
+        details = []
+        if state.get("memory_fraction") is not None:
+            details.append(f"mem {state['memory_fraction']:.0%}")
+        for key in ("shed_events", "throttle_events"):
+            if state.get(key):
+                details.append(f"{state[key]} {key.replace('_', ' ')}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        parts.append(f"node {node[:8]}: {state['verdict']}{suffix}")
+    return _first(parts)
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
@@ -52,6 +75,9 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     placement = summary.get("placement") or {}
     if len(placement) > 1:  # one node says nothing the rows above do not
         rows.append(("placement", _placement(placement)))
+    nodes = summary.get("nodes") or {}
+    if len(nodes) > 1:
+        rows.append(("node states", _node_states(nodes)))
     if summary.get("resumed"):
         rows.append(("resumed", f"{summary['resumed']:,} records written by earlier runs"))
     if summary.get("pending"):

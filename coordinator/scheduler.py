@@ -135,11 +135,12 @@ class Scheduler:
         return [record]
 
     # -- actors --------------------------------------------------------------------------
-    def actor_ready(self, name: str) -> bool:
-        """``start()`` answered: the actor takes work. False if it was given up meanwhile."""
+    def actor_ready(self, name: str, node: str | None = None) -> bool:
+        """``start()`` answered (on ``node``): the actor takes work, under its node's verdict.
+        False if it was given up meanwhile."""
         if not self.roster.started(name):
             return False
-        self.budget.register_actor(name, self.roster.slots)
+        self.budget.register_actor(name, self.roster.slots, node)
         return True
 
     def start_failed(self, name: str, now: float, reason: str) -> None:
@@ -248,8 +249,9 @@ class Scheduler:
         domain = domain_of(container.target)
         ok = record.status != Status.FAILED
         reason = record.errors[0].reason if record.errors and not ok else None
-        refused = reason is not None and reason.startswith(ROBOTS_REFUSAL)
-        gave_up = self.breaker.record(domain, ok or refused, reason, now)
+        # robots.txt said no: the host answered, so neither a failure nor a sign of health
+        policy = not ok and not record.retryable and (reason or "").startswith(ROBOTS_REFUSAL)
+        gave_up = not policy and self.breaker.record(domain, ok, reason, now)
         completion = self.ledger.complete(
             lease.id, record, now, retry=not self.breaker.given_up(domain)
         )
@@ -344,8 +346,10 @@ class Scheduler:
         return wakes
 
     # -- control -------------------------------------------------------------------------
-    def set_verdict(self, verdict: str, now: float) -> None:
-        self.budget.verdict(verdict, now)
+    def set_verdict(self, verdict: str, now: float, node: str | None = None) -> None:
+        """``node``'s MetricsActor said ``verdict``: it limits that node's actors (and the
+        global limit only when every node is under pressure; see ``budget.py``)."""
+        self.budget.verdict(verdict, now, node)
 
     def cancel(self) -> list[Record]:
         """No more work: pending containers fail (keeping their last real error); leases in

@@ -6,10 +6,59 @@ prints the short table (``report.py``).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from landmark.coordinator.actor import Coordinator
+
+STATES = ("ok", "throttle", "shed")  # mildest first
+
+
+def cluster_view(nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The cluster's verdict from each node's latest one: the worst node (by verdict, then
+    memory) gives ``verdict``, ``reason``, ``memory_fraction`` and ``node``; ``nodes`` counts
+    the nodes in each state. Events are summed over nodes; the peaks are the largest node's,
+    since a node runs out of its own memory (each node's are in the summary's ``nodes``)."""
+    if not nodes:
+        return {"verdict": "ok", "reason": "no reading yet", "nodes": {}}
+    worst = max(nodes, key=lambda node: (_severity(nodes[node]), _memory(nodes[node]), node))
+    counts = Counter(verdict.get("verdict", "ok") for verdict in nodes.values())
+    return {
+        "verdict": nodes[worst].get("verdict", "ok"),
+        "reason": nodes[worst].get("reason"),
+        "memory_fraction": nodes[worst].get("memory_fraction"),
+        "node": worst,
+        "nodes": {state: counts[state] for state in STATES if counts[state]},
+        "shed_events": sum(v.get("shed_events") or 0 for v in nodes.values()),
+        "throttle_events": sum(v.get("throttle_events") or 0 for v in nodes.values()),
+        "peak_tree_pss": max(v.get("peak_tree_pss") or 0 for v in nodes.values()) or None,
+        "peak_tree_rss": max(v.get("peak_tree_rss") or 0 for v in nodes.values()) or None,
+    }
+
+
+def _severity(verdict: dict[str, Any]) -> int:
+    state = verdict.get("verdict", "ok")
+    return STATES.index(state) if state in STATES else 0
+
+
+def _memory(verdict: dict[str, Any]) -> float:
+    return verdict.get("memory_fraction") or 0.0
+
+
+def node_summaries(nodes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per node id: its last verdict, memory, events and peak, for ``summary.json``."""
+    return {
+        node: {
+            "verdict": verdict.get("verdict", "ok"),
+            "reason": verdict.get("reason"),
+            "memory_fraction": verdict.get("memory_fraction"),
+            "shed_events": verdict.get("shed_events", 0),
+            "throttle_events": verdict.get("throttle_events", 0),
+            "peak_tree_pss": verdict.get("peak_tree_pss"),
+        }
+        for node, verdict in sorted(nodes.items())
+    }
 
 
 def build_summary(coordinator: Coordinator) -> dict[str, Any]:
@@ -55,6 +104,13 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "monitor_restarts": coordinator.crew.metrics_restarts,
         "peak_tree_pss": verdict.get("peak_tree_pss"),
         "peak_tree_rss": verdict.get("peak_tree_rss"),
+        "nodes": node_summaries(coordinator.node_verdicts),
+        "cluster_verdict": {
+            "verdict": verdict.get("verdict", "ok"),
+            "worst_node": verdict.get("node"),
+            "reason": verdict.get("reason"),
+            "nodes": dict(verdict.get("nodes", {})),
+        },
         "adaptive_limit": scheduler.budget.limit.value,
         "coordinator": {**stats.coordinator_cpu(), "wakes": dict(coordinator.wakes)},
         "store": coordinator.store_config.description,

@@ -16,6 +16,7 @@ from typing import Any
 from landmark.config.job import JobSpec
 from landmark.config.loading import JobFileError
 from landmark.config.loading import load_job as _load_job
+from landmark.coordinator.driver import RunFailedError
 
 logger = logging.getLogger("landmark")
 
@@ -77,10 +78,13 @@ def run(
     progress: bool = False,
 ) -> RunResult:
     """Run ``job`` to its end and return what it wrote; resumes an unfinished run in the
-    same output folder unless ``fresh``. ``address`` joins a Ray cluster (default: a local
-    Ray on 127.0.0.1, left running for the next call); ``store`` is a ``redis://`` URL."""
+    same output folder unless ``fresh``. ``address`` joins a Ray cluster (default:
+    ``RAY_ADDRESS``, else a local Ray on 127.0.0.1, left running for the next call; a
+    process keeps one Ray connection, so another address needs ``ray.shutdown()`` first);
+    ``store`` is a ``redis://`` URL."""
     from landmark.coordinator.driver import check_browser, run_job
 
+    _check_connection(address)
     settings = dict(overrides or {})
     if out is not None:
         settings["output.dir"] = str(out)
@@ -97,6 +101,21 @@ def run(
         say=logger.info,
     )
     return RunResult(summary, Path(summary["out_dir"]) / spec.output.results)
+
+
+def _check_connection(address: str | None) -> None:
+    """An address asked for while this process is already connected to another Ray would be
+    ignored (Ray has one connection per process): say so instead."""
+    import ray
+
+    if address is None or not ray.is_initialized():
+        return
+    current = ray.get_runtime_context().gcs_address
+    if address.removeprefix("ray://") != current:
+        raise RunFailedError(
+            f"this process is already connected to Ray at {current}; to run on {address}, "
+            "call ray.shutdown() first (or leave address out to use the connection there is)"
+        )
 
 
 def _as_job(source: JobSource, overrides: Mapping[str, Any] | None) -> JobSpec:

@@ -26,23 +26,26 @@ QUIET_LOGGERS = ("ray", "asyncio", "filelock", "urllib3", "aiohttp.access")
 _COLOURS = {logging.WARNING: "\033[33m", logging.ERROR: "\033[31m", logging.CRITICAL: "\033[31m"}
 
 
-class LogLevelError(ValueError):
-    """A log level we do not know; the message lists the ones we do."""
+class LoggingSetupError(ValueError):
+    """A log level we do not know (the message lists the ones we do), or a log file that
+    cannot be opened."""
 
 
-def parse_level(name: str | None) -> int:
-    """``info``, ``WARNING`` or ``warn`` → the level number; anything else is an error."""
+def parse_level(name: str | None, origin: str = "--log-level") -> int:
+    """``info``, ``WARNING`` or ``warn`` → the level number; anything else is an error that
+    names where the value came from."""
     text = (name or DEFAULT_LEVEL).strip().upper()
     text = {"WARN": "WARNING", "FATAL": "ERROR"}.get(text, text)
     if text not in LEVELS:
-        raise LogLevelError(f"unknown log level {name!r}: use one of {', '.join(LEVELS).lower()}")
+        known = ", ".join(LEVELS).lower()
+        raise LoggingSetupError(f"{origin}: unknown log level {name!r}: use one of {known}")
     return logging.getLevelName(text)
 
 
 def level_from(verbose: int, quiet: int, explicit: str | None) -> int:
     """The chosen level: ``--log-level`` (or ``LANDMARK_LOG_LEVEL``), then one step down
     per ``-v`` and one up per ``-q`` (``-v`` shows debug, ``-q`` warnings only)."""
-    base = parse_level(explicit or os.environ.get(LEVEL_ENV))
+    base = parse_level(explicit) if explicit else parse_level(os.environ.get(LEVEL_ENV), LEVEL_ENV)
     steps = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
     index = steps.index(base) - verbose + quiet
     return steps[max(0, min(len(steps) - 1, index))]
@@ -89,12 +92,13 @@ def configure_logging(
         handler.close()
     console = logging.StreamHandler(stream)
     console.setFormatter(_ConsoleFormatter(colour_wanted(stream)))
+    console.addFilter(lambda record: getattr(record, "console", True))
     root.addHandler(console)
     if log_file is not None:
         try:
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as error:
-            raise LogLevelError(f"--log-file {log_file}: {error.strerror or error}") from None
+            raise LoggingSetupError(f"--log-file {log_file}: {error.strerror or error}") from None
         file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
         root.addHandler(file_handler)
     root.setLevel(level)
@@ -103,6 +107,11 @@ def configure_logging(
     os.environ[LEVEL_ENV] = logging.getLevelName(level)
     if not colour_wanted(stream):
         os.environ["RAY_COLOR_PREFIX"] = "0"  # Ray reads it each time it prints a worker line
+
+
+def log_to_file_only(logger: logging.Logger, level: int, message: str) -> None:
+    """A line for the log file that the console has already shown its own way."""
+    logger.log(level, message, extra={"console": False})
 
 
 def configure_worker_logging() -> None:
@@ -117,7 +126,7 @@ def configure_worker_logging() -> None:
     root = logging.getLogger(ROOT)
     try:
         level = parse_level(os.environ.get(LEVEL_ENV))
-    except LogLevelError:
+    except LoggingSetupError:
         level = logging.INFO
     root.setLevel(level)
     if not any(getattr(h, "_landmark", False) for h in root.handlers):

@@ -25,10 +25,13 @@ from typing import IO, Any
 
 import psutil
 
+import landmark
 from landmark.actors.process_tree import read_node_memory, rss_of, tree_pids
 from landmark.benchmarks.contenders.spec import MARKER, READY, Kind, Outcome, RunSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The folder that holds the ``landmark`` package (a checkout's root, or site-packages): on
+# a child's PYTHONPATH it imports the same landmark, never our folders as top-level names.
+PROJECT_ROOT = Path(landmark.__file__).resolve().parent.parent
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 

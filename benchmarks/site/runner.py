@@ -29,12 +29,15 @@ from typing import TextIO
 
 from aiohttp import web
 
+import landmark
 from landmark.benchmarks.site.config import DEFAULT_PORT, SiteConfig, site_config_to_args
 from landmark.benchmarks.site.data import truth
 from landmark.benchmarks.site.server import SiteError, serve, start_site
 
 READY_PREFIX = "serving "
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The folder that holds the ``landmark`` package (a checkout's root, or site-packages): on
+# a child's PYTHONPATH it imports the same landmark, never our folders as top-level names.
+PROJECT_ROOT = Path(landmark.__file__).resolve().parent.parent
 
 
 class GallerySite:

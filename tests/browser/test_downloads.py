@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from landmark.actors.downloads import DownloadError, download_to_file, safe_file_name
+from landmark.actors.downloads import (
+    DownloadError,
+    Identity,
+    Route,
+    download_to_file,
+    safe_file_name,
+)
 from landmark.benchmarks.site import GallerySite, SiteConfig
 
 
@@ -89,10 +95,14 @@ def test_download_goes_out_as_the_jobs_browser(run, tmp_path: Path):
     from landmark.config.browser_spec import BrowserSpec
 
     spec = BrowserSpec(user_agent="LandmarkTest/2.0", headers={"X-Run": "r1"}, locale="fr-FR")
+
+    async def identity_for(url: str) -> Identity:
+        return identity_of(spec, "session=abc; theme=dark")
+
     with GallerySite(SiteConfig(items=2, log_requests=True)) as logged:
         url = logged.truth()[0]["fields"]["image"]
-        identity = identity_of(spec, "session=abc; theme=dark")
-        run(download_to_file(url, tmp_path, "a", max_bytes=10**7, identity=identity))
+        route = Route(identity_for=identity_for)
+        run(download_to_file(url, tmp_path, "a", max_bytes=10**7, route=route))
         [entry] = [e for e in logged.request_log() if e["path"].startswith("/media/")]
     headers = {name.lower(): value for name, value in entry["headers"].items()}
     assert headers["user-agent"] == "LandmarkTest/2.0"
@@ -108,5 +118,47 @@ def test_download_never_bypasses_a_socks_proxy():
     with pytest.raises(DownloadError, match="socks5"):
         identity_of(spec)
     proxied = identity_of(BrowserSpec(proxy={"server": "127.0.0.1:3128", "username": "u"}))
+    assert "Basic" not in repr(proxied)  # the credentials stay out of logs and tracebacks
     assert proxied.proxy == "http://127.0.0.1:3128"
     assert proxied.proxy_headers == {"Proxy-Authorization": "Basic dTo="}  # base64 of "u:"
+
+
+def test_a_redirect_is_followed_on_the_jobs_hosts_only_with_each_hops_cookies(run, tmp_path):
+    """aiohttp would follow a redirect anywhere, cookies and headers included: each hop is
+    checked against the job's hosts and gets the cookies of its own URL."""
+    from urllib.parse import urlsplit
+
+    from worker_helpers import PageServer
+
+    from landmark.actors.downloads import identity_of
+    from landmark.config.browser_spec import BrowserSpec
+
+    def redirect(location: str):
+        def route(handler) -> None:
+            handler.send_response(302)
+            handler.send_header("Location", location)
+            handler.end_headers()
+
+        return route
+
+    asked: list[str] = []
+
+    async def identity_for(url: str) -> Identity:
+        asked.append(url)
+        return identity_of(BrowserSpec(), f"for={urlsplit(url).path}")
+
+    elsewhere = PageServer({"/file.png": "PNGDATA"}, host="127.0.0.2")
+    pages = {"/start": redirect("/file.png"), "/file.png": "PNGDATA"}
+    with elsewhere, PageServer(pages) as site:
+        pages["/leave"] = redirect(f"{elsewhere.url}file.png")
+        host = urlsplit(site.url).hostname
+        route = Route(lambda url: urlsplit(url).hostname == host, identity_for)
+        saved = run(download_to_file(f"{site.url}start", tmp_path, "a", 10**6, route=route))
+        with pytest.raises(
+            DownloadError, match=r"redirected off the job's hosts, to http://127\.0\.0\.2"
+        ):
+            run(download_to_file(f"{site.url}leave", tmp_path, "b", 10**6, route=route))
+    assert Path(saved["path"]).read_bytes() == b"PNGDATA"
+    assert asked == [f"{site.url}start", f"{site.url}file.png", f"{site.url}leave"]
+    assert elsewhere.requests == []  # the other host never heard from us
+    assert not list(tmp_path.glob("*.part"))

@@ -321,8 +321,8 @@ def answer(status: int, location: str | None = None, body: str = ""):
 
 def test_robots_txt_fetch_follows_redirects_on_the_jobs_hosts_only(run, browser):
     """Through a real context's request API: a redirect on the site is followed; one to
-    another host is not (that request would bypass the browser's host fence) and the rules
-    are then allow-all with a note; 403 disallows everything."""
+    another host is not (that request would bypass the browser's host fence), so robots.txt
+    is unreachable and nothing there is allowed, with a note; a 403 means no rules."""
     rules_text = "User-agent: *\nDisallow: /private\n"
     with PageServer({}) as elsewhere:
         pages = {
@@ -347,10 +347,10 @@ def test_robots_txt_fetch_follows_redirects_on_the_jobs_hosts_only(run, browser)
     redirected, off_site, refused = fetched
     assert not redirected.allows("*", f"{origins[0]}/private/1")
     assert redirected.allows("*", f"{origins[0]}/public/1") and redirected.note is None
-    assert off_site.allows("*", f"{origins[1]}/private/1")
+    assert off_site.unreachable and not off_site.allows("*", f"{origins[1]}/public/1")
     assert "redirected off the job's hosts" in off_site.note
     assert elsewhere.requests == []
-    assert not refused.allows("*", f"{origins[2]}/anything")
+    assert refused.allows("*", f"{origins[2]}/anything") and not refused.unreachable
 
 
 def on_site(origins: list[str]):

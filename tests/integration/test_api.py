@@ -78,3 +78,25 @@ def test_no_generic_top_level_package_is_importable_from_the_install():
     top = {Path(str(f)).parts[0] for f in dist.files or []}
     assert not top & {"actors", "config", "coordinator", "benchmarks", "cluster"}, top
     assert (Path(landmark.__file__).parent / "py.typed").is_file()
+
+
+def test_run_refuses_a_second_address_in_one_process(ray_session, tmp_path):
+    """One Ray connection per process: an address that would be silently ignored is an error."""
+    job = landmark.load_job(EXAMPLE, {"output.dir": str(tmp_path / "out")})
+    with pytest.raises(landmark.RunFailedError, match=r"already connected to Ray at .*shutdown"):
+        landmark.run(job, address="127.0.0.1:1")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_run_with_an_override_of_the_results_name_writes_that_format(ray_session, tmp_path):
+    """A job loaded once, then run with ``output.results: x.csv``: a CSV, not JSON lines
+    under a .csv name, and its records read back through the RunResult."""
+    with GallerySite(SiteConfig(items=6)) as site:
+        job = landmark.load_job(EXAMPLE, {"sources.urls": [site.url]})
+        result = landmark.run(
+            job, out=tmp_path / "out", overrides={"output.results": "x.csv", "budget.actors": 1}
+        )
+        truth = {item["id"] for item in site.truth()}
+    assert result.results_path == tmp_path / "out" / "x.csv"
+    assert result.results_path.read_text().startswith("id,source,position,status")
+    assert {record["id"] for record in result} == truth

@@ -144,11 +144,18 @@ def test_actors_that_cannot_start_fail_the_run_resumably(ray_session, tmp_path):
 
 def test_the_run_goes_on_when_the_metrics_actor_dies(ray_session, tmp_path, session_processes):
     spec = job(tmp_path, "delay_ms=20", items=400)
+    started = time.time()
+
+    def this_runs_monitors():  # an earlier run's may still be exiting
+        found = session_processes("ray::MetricsActor")
+        return [process for process in found if process.create_time() >= started - 1]
+
     with background_run(spec, actor_class=NoopActor) as outcome:
         coordinator = wait_for_coordinator(spec, outcome)
         wait_until(lambda: progress(coordinator)["done"] >= 20, outcome, "20 records")
-        newest = max(session_processes("ray::MetricsActor"), key=lambda p: p.create_time())
-        os.kill(newest.pid, signal.SIGKILL)  # this run's (an earlier run's may still be exiting)
+        # created when the first actor on the node has started: its process may still be coming
+        wait_until(lambda: bool(this_runs_monitors()), outcome, "the node's MetricsActor")
+        os.kill(this_runs_monitors()[0].pid, signal.SIGKILL)
     assert_once_each(spec, 400)
     assert outcome["summary"]["completed"] and outcome["summary"]["monitor_restarts"] >= 1
 

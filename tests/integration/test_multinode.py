@@ -21,10 +21,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from landmark.benchmarks.site import SiteConfig
+from landmark.benchmarks.site.runner import GallerySite
+from landmark.coordinator.store import read_results
 
 pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
@@ -114,6 +121,111 @@ def two_node_cluster(found_browser):
     finally:
         _cluster("stop", port, env)
         shutil.rmtree(state, ignore_errors=True)
+
+
+# -- `ray job submit` through the Jobs API of a head started with local_cluster.sh --dashboard --
+JOB_ITEMS = 20
+JOB_TIMEOUT_S = 420
+DASHBOARD_OFFSET = 2  # local_cluster.sh: the dashboard of the cluster at port P listens on P+2
+
+
+def _dashboard_base_port() -> int:
+    """A free block of ports for a cluster, the dashboard's (base + 2) included."""
+    for _ in range(20):
+        base = _free_base_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", base + DASHBOARD_OFFSET))
+            except OSError:
+                continue
+        return base
+    pytest.fail("no free block of ports with a dashboard port for a local cluster")
+
+
+@pytest.fixture
+def job_cluster(found_browser):
+    """A head with the dashboard and Jobs API on 127.0.0.1, and one worker node.
+
+    Its own cluster, for one test, stopped when the test ends: the test comes before the
+    ones that share ``two_node_cluster``, so two clusters never run at once on the machine.
+    """
+    if shutil.which("setsid") is None:
+        pytest.skip("local_cluster.sh needs setsid (util-linux)")
+    if not Path(sys.executable).with_name("ray").exists():
+        pytest.skip("no 'ray' executable next to this Python")
+    port = _dashboard_base_port()
+    state = Path(tempfile.mkdtemp(prefix="lmj-", dir="/tmp"))
+    env = _environment(state)
+    try:
+        started = _cluster("start", port, env, "--workers", "1", "--dashboard")
+        yield port, env, started
+    finally:
+        _cluster("stop", port, env)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _jobs(url: str, token: str | None) -> tuple[int, Any]:
+    """The Jobs API's list of jobs, asked with a bearer token (as Ray's clients send it) or
+    without one: the status and the list, or the status of the refusal."""
+    request = urllib.request.Request(f"{url}/api/jobs/")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as refused:
+        return refused.code, None
+
+
+def _submit(url: str, env: dict[str, str], cwd: Path, *entrypoint: str):
+    """``ray job submit`` (it waits for the job and streams its log) with the checkout as the
+    job's working_dir, as cluster/README.md says."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    command = [ray_cli, "job", "submit", "--address", url, "--working-dir", str(ROOT)]
+    return subprocess.run(
+        [*command, "--log-style", "record", "--", *entrypoint],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+
+
+def test_ray_job_submit_runs_a_job_on_the_cluster_and_needs_the_token(job_cluster, tmp_path):
+    port, env, started = job_cluster
+    url = f"http://127.0.0.1:{port + DASHBOARD_OFFSET}"
+    assert f"dashboard:  {url}" in started, started
+    token = Path(env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    out = tmp_path / "out"  # absolute: a relative one would land in the job's working_dir copy
+    # Without the token: the Jobs API refuses the request, and `ray job submit` fails.
+    assert _jobs(url, None)[0] == 401
+    assert _jobs(url, "0" * 64)[0] == 403
+    tokenless = {k: v for k, v in env.items() if k not in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")}
+    refused = _submit(url, tokenless | {"HOME": str(tmp_path)}, tmp_path, "true")
+    assert refused.returncode != 0, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "Authentication required: Unauthorized: Missing authentication token" in said, said
+
+    with GallerySite(SiteConfig(items=JOB_ITEMS)) as site:
+        job = _submit(
+            url, env, tmp_path,
+            "landmark", "run", "config/examples/gallery.yaml", "--address", "auto",
+            "--out", str(out), "--set", f'sources.urls=["{site.url}"]',
+        )  # fmt: skip
+    log = job.stdout + job.stderr
+    assert job.returncode == 0, log
+    [joined] = [line for line in log.splitlines() if "joined the Ray cluster at" in line]
+    # RAY_ADDRESS in the job is the GCS as Ray records it (the machine's address, ray#59110)
+    assert f":{port}, from 'auto'" in joined and "(2 node(s), 2 CPUs)" in joined, joined
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["completed"] and summary["records"] == JOB_ITEMS, summary
+    assert summary["by_status"].get("failed", 0) == 0, summary
+    assert len(summary["placement"]) == 2, summary  # the job's code ran on the worker node too
+    ids = [record["id"] for record in read_results(out / "results.jsonl")]
+    assert len(ids) == len(set(ids)) == JOB_ITEMS
+    status, listed = _jobs(url, token)
+    assert status == 200 and [entry["status"] for entry in listed] == ["SUCCEEDED"], listed
 
 
 def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
@@ -227,3 +339,90 @@ def test_doctor_reports_a_node_that_does_not_answer_in_time(two_node_cluster, tm
     assert len(verdicts) == 2, late.stdout
     assert all("FAIL: the check did not answer within 0.05 s" in line for line in verdicts)
     assert "cluster     2 node(s): 0 ok, 2 would fail a run" in late.stdout
+
+
+# -- one MetricsActor per node: a node that sheds does not slow the other ------------------------
+SHED_ITEMS = 80
+# Each item waits this long on the site, so an actor's pages overlap in waiting and the
+# share of the work follows what each node may have in flight, not who gets the CPU.
+LATENCY_MS = "400"
+SHED_TIMEOUT_S = 420
+HELPER_TIMEOUT_S = 300
+
+# Finds the worker node's MetricsActor of the run (named per job and node) as soon as the
+# crew creates it, and gives it a tiny memory limit: that node alone is then over its limit
+# and sheds. (Both nodes share this machine's memory, so pressure cannot be made per node.)
+SHED_ONE_NODE = """
+import json, sys, time
+import ray
+from landmark.actors.metrics_actor import metrics_actor_name
+from landmark.config.job import BudgetSpec
+
+address, job_name, deadline_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ray.init(address=address, namespace="landmark", logging_level="ERROR")
+[worker] = [n["NodeID"] for n in ray.nodes()
+            if n["Alive"] and "node:__internal_head__" not in n.get("Resources", {})]
+deadline = time.monotonic() + deadline_s
+while True:
+    try:
+        monitor = ray.get_actor(metrics_actor_name(job_name, worker), namespace="landmark")
+        break
+    except ValueError:  # not created yet: the run's actor on that node is still starting
+        if time.monotonic() > deadline:
+            sys.exit(f"no MetricsActor on node {worker} within {deadline_s:g}s")
+        time.sleep(0.1)
+tiny = BudgetSpec.model_validate({"memory_throttle": "1%", "memory_shed": "2%"})
+limits = ray.get(monitor.set_limits.remote(tiny), timeout=120)
+print(json.dumps({"shed": worker, "limits": limits}))
+"""
+
+
+def test_a_node_under_memory_pressure_sheds_alone(two_node_cluster, tmp_path):
+    """One node's MetricsActor says shed for the whole run; the other node's actor takes the
+    work at its full rate, every container still ends exactly once, and the summary says
+    which node was in which state."""
+    from landmark.coordinator.store import read_results
+
+    address, env = two_node_cluster
+    out = tmp_path / "shed"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "landmark.coordinator.cli", "demo", "--items", str(SHED_ITEMS),
+         "--mode", "link", "--latency-ms", LATENCY_MS, "--address", address, "--out", str(out),
+         # the other node must stay ok on a busy machine: its limits out of reach
+         "--set", "budget.memory_throttle=99%", "--set", "budget.memory_shed=100%"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        helper = subprocess.run(
+            [sys.executable, "-c", SHED_ONE_NODE, address, "gallery", str(HELPER_TIMEOUT_S - 60)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=HELPER_TIMEOUT_S,
+        )
+        stdout, stderr = demo.communicate(timeout=SHED_TIMEOUT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert helper.returncode == 0, helper.stdout + helper.stderr
+    shed = json.loads(helper.stdout.strip().splitlines()[-1])["shed"]
+    assert demo.returncode == 0, stdout + stderr
+    assert "accuracy: 100.00%" in stdout, stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    ids = [record["id"] for record in read_results(out / "results.jsonl")]
+    assert len(ids) == len(set(ids)) == SHED_ITEMS == summary["records"]  # each exactly once
+    nodes = summary["nodes"]
+    [other] = [node for node in nodes if node != shed]
+    assert set(nodes) == {shed, other}, nodes
+    assert nodes[shed]["verdict"] == "shed" and nodes[shed]["shed_events"] >= 1, nodes
+    assert nodes[other]["verdict"] == "ok" and nodes[other]["shed_events"] == 0, nodes
+    cluster = summary["cluster_verdict"]
+    assert cluster["verdict"] == "shed" and cluster["worst_node"] == shed, cluster
+    assert cluster["nodes"] == {"ok": 1, "shed": 1}, cluster
+    placement = summary["placement"]
+    assert placement[other]["records"] > SHED_ITEMS / 2, placement  # the majority
+    assert placement[other]["records"] > placement[shed]["records"], placement
+    assert "node states" in stdout and f"node {shed[:8]}: shed" in stdout, stdout

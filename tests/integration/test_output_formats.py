@@ -34,7 +34,7 @@ def assert_results_match_the_log(spec: JobSpec) -> list[dict[str, Any]]:
     logged = log_records(spec)
     results = list(read_records(spec.output.dir / spec.output.results))
     assert len(results) == len(logged)
-    if spec.output.format == "json":
+    if spec.output.kind == "json":
         assert results == logged
         return logged
     columns = csv_columns([field.name for field in spec.fields])

@@ -217,3 +217,98 @@ def test_dead_actor_frees_capacity() -> None:
     assert budget.in_flight == 0 and budget.domains.in_flight("x.test") == 0
     with pytest.raises(ValueError, match="at least one slot"):
         budget.register_actor("a3", 0)
+
+
+# -- per node: a hot node sheds without slowing the others ------------------------------------
+def two_nodes(floor: int = 2, limit: int = 16) -> Budget:
+    """Actors a1, a2 on node A and b1, b2 on node B, 4 slots each; the global limit at 16."""
+    budget = Budget.from_spec(BudgetSpec(min_in_flight=floor, max_in_flight=64))
+    for actor, node in [("a1", "A"), ("a2", "A"), ("b1", "B"), ("b2", "B")]:
+        budget.register_actor(actor, 4, node)
+    budget.limit = AdaptiveLimit(floor, 16, initial=limit)
+    return budget
+
+
+def fill(budget: Budget, actor: str, now: float) -> int:
+    """Lease ``actor`` all it may have now (no domain limits here)."""
+    n = budget.allowance(actor, now)
+    budget.start(actor, n)
+    return n
+
+
+def test_a_shedding_node_gets_its_floor_while_the_other_keeps_its_full_rate() -> None:
+    budget = two_nodes()
+    budget.verdict("shed", 0.0, "A")
+    budget.verdict("ok", 0.0, "B")
+    assert budget.node_floor("A") == 1  # the global floor of 2, shared out by slots
+    assert fill(budget, "a1", 0.0) + fill(budget, "a2", 0.0) == 1
+    assert fill(budget, "b1", 0.0) == 4 and fill(budget, "b2", 0.0) == 4  # all its slots
+    assert budget.limit.value == 16 and budget.global_limit == 16  # not cut for A's sake
+    assert budget.cluster_verdict() is Verdict.OK
+
+
+def test_a_throttled_node_holds_and_a_shedding_node_halves_its_own_cap_once_per_cooldown():
+    budget = two_nodes()
+    budget.verdict("throttle", 0.0, "A")
+    assert budget.nodes["A"].cap == math.inf  # throttle holds: no cut
+    budget.verdict("shed", 1.0, "A")
+    assert budget.nodes["A"].cap == 4  # half its 8 slots
+    budget.verdict("shed", 1.5, "A")  # within the 2 s cooldown
+    assert budget.nodes["A"].cap == 4
+    budget.verdict("shed", 3.0, "A")
+    assert budget.nodes["A"].cap == 2
+    for now in (5.0, 7.0, 9.0):
+        budget.verdict("shed", now, "A")
+    assert budget.nodes["A"].cap == 1  # never below the node's floor
+    assert budget.nodes["B"].cap == math.inf and budget.limit.decreases == 0
+
+
+def test_when_every_node_is_under_pressure_the_cluster_is_held_at_the_floor() -> None:
+    budget = two_nodes(floor=2, limit=16)
+    budget.verdict("shed", 0.0, "A")
+    budget.verdict("throttle", 0.0, "B")
+    assert budget.cluster_verdict() is Verdict.THROTTLE
+    assert budget.global_limit == 2 and budget.limit.value == 16  # held, not cut
+    leased = sum(fill(budget, actor, 0.0) for actor in ["a1", "a2", "b1", "b2"])
+    assert leased == 2  # as protective as one machine under pressure: the floor, in all
+    budget.verdict("shed", 0.5, "B")
+    assert budget.cluster_verdict() is Verdict.SHED and budget.limit.value == 8  # now cut
+
+
+def test_a_node_that_recovers_grows_back_from_its_halved_cap() -> None:
+    budget = two_nodes()
+    budget.verdict("shed", 0.0, "A")
+    assert budget.nodes["A"].cap == 4
+    budget.verdict("ok", 1.0, "A")
+    assert fill(budget, "a1", 1.0) == 4 and fill(budget, "a2", 1.0) == 0  # at its cap
+    for i in range(4):  # each latency sample from A grows its cap by one
+        budget.domains.start(f"d{i}.test", 2.0)  # the container's domain, as leased
+        budget.finish("a1", f"d{i}.test", 2.0, latency_s=0.3)
+    assert budget.nodes["A"].cap == math.inf  # back to its 8 slots: no cap
+    assert fill(budget, "a1", 2.0) + fill(budget, "a2", 2.0) == 8
+
+
+def test_a_throttled_node_does_not_grow_its_cap_and_a_node_without_actors_is_ignored() -> None:
+    budget = two_nodes()
+    budget.verdict("shed", 0.0, "A")
+    budget.verdict("throttle", 1.0, "A")
+    budget.start("a1", 1)
+    budget.domains.start("x.test", 1.0)
+    budget.finish("a1", "x.test", 1.5, latency_s=0.3)
+    assert budget.nodes["A"].cap == 4  # throttle holds
+    budget.verdict("shed", 2.0, "B")
+    assert budget.cluster_verdict() is Verdict.THROTTLE
+    budget.unregister_actor("b1")
+    budget.unregister_actor("b2")  # B has no actors left: only A counts
+    assert budget.cluster_verdict() is Verdict.THROTTLE
+    budget.verdict("ok", 3.0, "A")
+    assert budget.cluster_verdict() is Verdict.OK  # B's stale shed no longer matters
+
+
+def test_one_node_without_names_keeps_the_old_law() -> None:
+    budget = Budget.from_spec(BudgetSpec(min_in_flight=2, max_in_flight=16))
+    budget.register_actor("a1", 16)
+    budget.limit = AdaptiveLimit(2, 16, initial=12)
+    budget.verdict("shed", 0.0)
+    assert budget.node_floor(None) == 2 and budget.allowance("a1", 0.0) == 2
+    assert budget.limit.value == 6  # halved, as before: the only node is the cluster

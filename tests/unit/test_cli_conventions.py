@@ -15,7 +15,7 @@ import yaml
 import landmark
 from landmark.config.settings import Settings, SettingsError, parse_set_options
 from landmark.coordinator.cli import EXIT_BAD_INPUT, main
-from landmark.logs import LogLevelError, configure_logging, level_from
+from landmark.logs import LoggingSetupError, configure_logging, level_from
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "gallery.yaml"
 ESC = "\033["
@@ -82,11 +82,11 @@ def test_log_level_from_options_and_environment(
 
 
 def test_unknown_log_level_is_a_usage_error(monkeypatch, capsys):
-    with pytest.raises(LogLevelError, match="debug, info, warning, error"):
+    with pytest.raises(LoggingSetupError, match="debug, info, warning, error"):
         level_from(0, 0, "loud")
     monkeypatch.setenv("LANDMARK_LOG_LEVEL", "chatty")
     assert main(["validate", str(EXAMPLE)]) == EXIT_BAD_INPUT
-    assert "unknown log level 'chatty'" in capsys.readouterr().err
+    assert "LANDMARK_LOG_LEVEL: unknown log level 'chatty'" in capsys.readouterr().err
 
 
 def test_quiet_hides_information_and_keeps_warnings():
@@ -130,6 +130,26 @@ def test_log_file_gets_timestamps_and_the_level(tmp_path):
     line = log.read_text().strip()
     assert line.endswith("DEBUG   landmark.coordinator: leased 4 containers")
     assert line[:4].isdigit()  # starts with the date
+
+
+def test_a_fatal_error_is_in_the_log_file_too(tmp_path, capsys):
+    log = tmp_path / "run.log"
+    status = main(["validate", str(EXAMPLE), "--set", "budget.actors=0", "--log-file", str(log)])
+    assert status == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.count("budget.actors") == 1  # said once on the console
+    for handler in logging.getLogger("landmark").handlers:
+        handler.flush()
+    assert "ERROR   landmark.cli:" in log.read_text() and "budget.actors" in log.read_text()
+
+
+def test_counts_before_and_after_the_command_add_up(monkeypatch):
+    seen: list[int] = []
+    monkeypatch.setattr(
+        "landmark.coordinator.cli.configure_logging", lambda level, log_file: seen.append(level)
+    )
+    main(["-q", "validate", str(EXAMPLE), "-q"])
+    main(["-v", "validate", str(EXAMPLE), "-q"])
+    assert seen == [logging.ERROR, logging.INFO]
 
 
 def test_log_file_in_a_missing_folder_is_exit_2(tmp_path, capsys):
@@ -177,6 +197,12 @@ def test_landmark_environment_settings_override_the_job_file():
         "budget.pages_per_actor": 2,
         "output.dir": "/tmp/x",
     }
+    machine = Settings.from_env({"LANDMARK_HEADLESS": "0", "LANDMARK_BROWSER": "/opt/chrome"})
+    assert machine.job_overrides() == {
+        "browser.headless": False,
+        "browser.executable": "/opt/chrome",
+    }
+    assert Settings.from_env({}).job_overrides() == {}  # a default is not an override
     with pytest.raises(SettingsError, match="LANDMARK_ACTORS"):
         Settings.from_env({"LANDMARK_ACTORS": "lots"})
 
@@ -186,6 +212,11 @@ def test_run_reads_landmark_settings_before_starting_anything(tmp_path, monkeypa
     monkeypatch.setenv("LANDMARK_PAGES_PER_ACTOR", "0")
     assert main(["run", str(EXAMPLE), "--out", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "LANDMARK_PAGES_PER_ACTOR" in capsys.readouterr().err
+    assert main(["validate", str(EXAMPLE)]) == EXIT_BAD_INPUT  # validate reads them too
+    assert "LANDMARK_PAGES_PER_ACTOR" in capsys.readouterr().err
+    monkeypatch.setenv("LANDMARK_PAGES_PER_ACTOR", "65")
+    monkeypatch.setenv("LANDMARK_ACTORS", "2")
+    assert main(["validate", str(EXAMPLE)]) == EXIT_BAD_INPUT
 
 
 def test_redirected_output_has_no_colour_codes(tmp_path):

@@ -190,6 +190,26 @@ def test_local_cluster_script_is_valid_bash_and_rejects_bad_options():
     assert unknown.returncode == 2
 
 
+def test_local_cluster_dashboard_option_is_documented_and_shown_by_status(tmp_path):
+    """``--dashboard`` is a known option with a documented port; ``status`` of a cluster
+    started with it names the dashboard (a recorded state, no Ray: RAY is ``true``)."""
+    script = CLUSTER / "local_cluster.sh"
+    header = script.read_text()
+    assert "[--dashboard]" in header and "P+2      dashboard and Jobs API" in header
+    start = ["bash", str(script), "start", "--dashboard", "--port", "80"]
+    known = subprocess.run(start, capture_output=True, text=True)
+    assert known.returncode == 1 and "--port must leave room" in known.stderr  # parsed first
+    (tmp_path / "node-0").mkdir()
+    (tmp_path / "dashboard").write_text("http://127.0.0.1:6392\n")
+    env = {"PATH": "/usr/bin:/bin", "LANDMARK_CLUSTER_DIR": str(tmp_path), "RAY": "true"}
+    status = subprocess.run(
+        ["bash", str(script), "status", "--port", "6390"], capture_output=True, text=True, env=env
+    )
+    assert status.returncode == 0, status.stderr
+    assert "node-0: not running" in status.stdout
+    assert "dashboard: http://127.0.0.1:6392 (Jobs API: ray job submit --address" in status.stdout
+
+
 # -- provision_grafana ---------------------------------------------------------------------------
 def _closed_port() -> int:
     with socket.socket() as probe:

@@ -16,6 +16,7 @@ import pytest
 from landmark.config.job import JobSpec, OutputFormat
 from landmark.config.records import Record
 from landmark.coordinator.exporters import (
+    ExportError,
     _read_json_array,
     csv_cell,
     csv_header,
@@ -202,7 +203,8 @@ def test_the_record_log_is_jsonl_beside_the_state_unless_the_results_are_jsonl()
     assert job("results.csv").output.record_log == ".landmark/records-results.jsonl"
     assert job("out.json").output.record_log == ".landmark/records-out.jsonl"
     assert job("results.jsonl").output.record_log == "results.jsonl"
-    assert job("results.txt", format="csv").output.format == OutputFormat.CSV
+    assert job("results.txt", format="csv").output.kind == OutputFormat.CSV
+    assert job("results.json").output.format is None  # derived, so a dump keeps following it
     config = StoreConfig.for_job(job("results.csv"), Path("/o"), None)
     assert (config.record_log, config.results) == (".landmark/records-results.jsonl", "results.csv")
     plain = StoreConfig.for_job(job("results.jsonl"), Path("/o"), None)
@@ -221,9 +223,22 @@ def test_export_results_turns_the_log_into_the_results(tmp_path):
     assert not (tmp_path / "other").exists()  # jsonl results are the log: nothing to write
 
 
-def test_export_results_without_a_log_writes_an_empty_file(tmp_path):
-    export_results(job("results.json"), tmp_path)
-    assert json.loads((tmp_path / "results.json").read_text()) == []
+def test_export_results_without_a_log_says_where_it_is_and_keeps_the_old_file(tmp_path):
+    """No log here (with ray://, the Coordinator wrote it on the head): an earlier export
+    is not overwritten by an empty one, and the error says where to look."""
+    (tmp_path / "results.json").write_text('[{"id": "kept"}]')
+    with pytest.raises(ExportError, match=r"no record log at .*ray://"):
+        export_results(job("results.json"), tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text()) == [{"id": "kept"}]
+
+
+def test_a_broken_record_log_is_an_export_error_not_a_traceback(tmp_path):
+    spec = job("results.csv")
+    log = tmp_path / spec.output.record_log
+    log.parent.mkdir(parents=True)
+    log.write_text('{"id": "a", "status": "ok"}\n{not json}\n{"id": "b"}\n')
+    with pytest.raises(ExportError, match="could not write"):
+        export_results(spec, tmp_path)
 
 
 def test_the_local_store_keeps_its_log_at_the_new_place_and_deletes_the_export_with_it(tmp_path):

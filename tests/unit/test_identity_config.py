@@ -141,3 +141,21 @@ def test_context_options_carry_every_identity_setting():
         "timezone_id": "Asia/Tokyo",
         "proxy": {"server": "socks5://127.0.0.1:1080", "bypass": ".local"},
     }
+
+
+def test_a_proxy_written_as_a_url_is_split_and_its_password_never_echoed(tmp_path):
+    job = load_job(write_job(tmp_path), {"browser.proxy": "http://me%40corp:se:cret@proxy:3128"})
+    proxy = job.browser.proxy
+    assert (proxy.server, proxy.username) == ("http://proxy:3128", "me@corp")
+    assert proxy.password.get_secret_value() == "se:cret" and "se:cret" not in repr(job)
+
+    numeric = load_job(write_job(tmp_path), {"browser.proxy.server": "http://p:1",
+                                             "browser.proxy.password": 12345678})  # fmt: skip
+    assert numeric.browser.proxy.password.get_secret_value() == "12345678"
+
+    for bad in [{"browser.proxy": "ftp://u:sekret@p:1"},
+                {"browser.proxy": {"server": "http://p:1", "password": ["sekret"]}},
+                {"browser.headers": {"X-Key": ["sekret-token"]}}]:  # fmt: skip
+        with pytest.raises(JobFileError) as refused:
+            load_job(write_job(tmp_path), bad)
+        assert "sekret" not in str(refused.value), refused.value

@@ -83,3 +83,19 @@ def test_a_checkout_on_sys_path_imports_without_an_install(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(ROOT / "actors" / "session.py")
+
+
+def test_import_landmark_is_cheap_and_exports_the_api_and_its_errors():
+    program = (
+        "import sys, landmark\n"
+        "heavy = sorted(m for m in ('pydantic', 'ray', 'playwright', 'yaml') if m in sys.modules)\n"
+        "print(heavy)\n"
+        "assert set(landmark.__all__) <= set(dir(landmark))\n"
+        "for name in landmark.__all__: getattr(landmark, name)\n"
+        "assert issubclass(landmark.JobFileError, Exception)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -10,9 +10,11 @@ import pytest
 
 from landmark.actors.robots import (
     ERROR_TTL_S,
+    STALE_RETRY_S,
     TTL_S,
     RobotsDisallowed,
     RobotsTxt,
+    RobotsUnreachable,
     Rules,
     origin_of,
     robots_token,
@@ -25,29 +27,30 @@ TEXT = b"User-agent: LandmarkTest\nDisallow: /private/\n\nUser-agent: *\nDisallo
 
 
 @pytest.mark.parametrize(
-    ("status", "allowed", "ttl", "noted"),
-    [
-        (401, False, TTL_S, False),
-        (403, False, TTL_S, False),
+    ("status", "allowed", "ttl", "unreachable"),
+    [  # RFC 9309 2.3.1.3-4: 4xx "unavailable" allows all; 5xx "unreachable" allows nothing
+        (401, True, TTL_S, False),
+        (403, True, TTL_S, False),
         (404, True, TTL_S, False),
         (410, True, TTL_S, False),
-        (429, True, ERROR_TTL_S, True),  # "too many requests" is the server's trouble
-        (500, True, ERROR_TTL_S, True),
-        (503, True, ERROR_TTL_S, True),
+        (429, False, ERROR_TTL_S, True),  # "too many requests" is the server's trouble
+        (500, False, ERROR_TTL_S, True),
+        (503, False, ERROR_TTL_S, True),
     ],
 )
-def test_status_codes_without_rules(status, allowed, ttl, noted):
+def test_status_codes_without_rules(status, allowed, ttl, unreachable):
     rules = rules_from_response(ORIGIN, status, b"User-agent: *\nDisallow: /\n")
     assert rules.allows("LandmarkTest", f"{ORIGIN}/item/1") is allowed
     assert rules.ttl_s == ttl
-    assert (rules.note is not None) is noted
+    assert rules.unreachable is unreachable
+    assert (rules.note is not None) is unreachable
     assert rules.basis == f"HTTP {status}" or rules.basis == f"it answered HTTP {status}"
 
 
-def test_a_network_error_allows_with_a_note():
+def test_a_network_error_allows_nothing_for_a_minute_and_says_so():
     rules = rules_after_error(ORIGIN, "connect ECONNREFUSED")
-    assert rules.allows("*", f"{ORIGIN}/anything")
-    assert rules.ttl_s == ERROR_TTL_S
+    assert not rules.allows("*", f"{ORIGIN}/anything")
+    assert rules.unreachable and rules.ttl_s == ERROR_TTL_S
     assert "could not be read (connect ECONNREFUSED)" in rules.note
 
 
@@ -114,17 +117,49 @@ def test_one_fetch_per_origin_shared_and_kept_for_its_ttl():
 def test_a_failed_fetch_is_tried_again_soon_and_noted():
     clock = FakeClock()
     robots = RobotsTxt(None, clock=clock)
-    answers = [rules_after_error(ORIGIN, "HTTP 503"), rules_from_response(ORIGIN, 403, b"")]
+    answers = [rules_after_error(ORIGIN, "HTTP 503"), rules_from_response(ORIGIN, 200, TEXT)]
 
     async def fetch(origin: str) -> Rules:
         return answers.pop(0)
 
     async def scenario() -> None:
-        await robots.check(f"{ORIGIN}/a", fetch)  # allowed, with a note
+        with pytest.raises(RobotsUnreachable) as unreachable:  # nothing, for now
+            await robots.check(f"{ORIGIN}/all-bots/a", fetch)
+        assert unreachable.value.retryable
+        assert str(unreachable.value) == (
+            f"robots.txt of {ORIGIN} could not be read (HTTP 503), so /all-bots/a is not "
+            "opened until it can (RFC 9309; set politeness.robots_txt: ignore to crawl it anyway)"
+        )
         clock.now += ERROR_TTL_S + 1
-        with pytest.raises(RobotsDisallowed, match=r"\(it answered HTTP 403\) disallows /a"):
-            await robots.check(f"{ORIGIN}/a", fetch)
+        with pytest.raises(RobotsDisallowed, match=r"disallows /all-bots/a") as refused:
+            await robots.check(f"{ORIGIN}/all-bots/a", fetch)
+        assert not refused.value.retryable
 
     asyncio.run(scenario())
     assert answers == []
     assert "HTTP 503" in robots.stats()["notes"][ORIGIN]
+
+
+def test_an_unreadable_robots_txt_keeps_the_copy_read_before():
+    """RFC 9309 2.4: once read, an unreachable robots.txt leaves the last copy in force,
+    and the file is asked again after a minute rather than at every page."""
+    clock = FakeClock()
+    robots = RobotsTxt("LandmarkTest/1.0", ttl_s=10, clock=clock)
+    answers = [rules_from_response(ORIGIN, 200, TEXT), rules_after_error(ORIGIN, "HTTP 502")]
+
+    async def fetch(origin: str) -> Rules:
+        return answers.pop(0)
+
+    async def scenario() -> None:
+        await robots.check(f"{ORIGIN}/public", fetch)
+        clock.now += 11  # stale: asked again, and the site is down
+        await robots.check(f"{ORIGIN}/public", fetch)  # the old copy allows it
+        with pytest.raises(RobotsDisallowed) as refused:
+            await robots.check(f"{ORIGIN}/private/x", fetch)
+        assert not refused.value.retryable
+        clock.now += STALE_RETRY_S - 1
+        await robots.check(f"{ORIGIN}/public", fetch)  # not asked again yet
+
+    asyncio.run(scenario())
+    assert answers == [] and robots.stats()["fetched"] == 2
+    assert "could not be read again" in robots.stats()["notes"][ORIGIN]

@@ -186,6 +186,39 @@ def test_a_dead_domain_is_given_up_in_bounded_time_with_its_reason() -> None:
     assert late.status == Status.FAILED and "gave up" in late.errors[0].reason
 
 
+def test_robots_refusals_neither_give_a_host_up_nor_hide_its_failures() -> None:
+    """A page robots.txt disallows fails once, final; the host answered, so 300 of them do
+    not open the breaker, and they do not reset a streak of real failures either."""
+    job = make_job(budget={"actors": 1, "pages_per_actor": 4, "batch_size": 4}, retries={})
+    run = Run(Scheduler(job))
+    scheduler = run.scheduler
+    start_all(scheduler)
+    scheduler.add(container(i, "polite.test") for i in range(300))
+    refusal = 'robots.txt of http://polite.test disallows /x for user agent "*"'
+    now = 0.0
+    while not scheduler.finished and now < 1_000:
+        for assignment in scheduler.assign(now):
+            records = [
+                answer(c, Status.FAILED, False, refusal) for c in assignment.lease.containers
+            ]
+            run.write(scheduler.complete(assignment.lease.id, records, now + 0.05))
+        now += 0.1
+        run.write(scheduler.tick(now).records)
+    assert len(run.written) == 300 and scheduler.breaker.given_up_domains() == []
+    assert {r.errors[-1].reason for r in run.written.values()} == {refusal}
+    assert {r.attempts for r in run.written.values()} == {1}
+
+    breaker = scheduler.breaker
+    for _ in range(3):
+        breaker.record("polite.test", False, "net::ERR_CONNECTION_RESET", now)
+    streak = breaker._get("polite.test").consecutive
+    late = container(1000, "polite.test")
+    assert scheduler.add([late]) == []  # not given up: it is leased like any other
+    [assignment] = scheduler.assign(now)
+    scheduler.complete(assignment.lease.id, [answer(late, Status.FAILED, False, refusal)], now)
+    assert breaker._get("polite.test").consecutive == streak == 3
+
+
 def test_a_half_open_probe_is_not_spent_when_the_domain_budget_refuses() -> None:
     job = make_job(
         budget={"actors": 1, "domain_concurrency": 1},
@@ -280,16 +313,21 @@ def test_random_history_keeps_every_invariant(seed: int) -> None:
     )
     run = Run(Scheduler(job, rng=random.Random(seed)))
     scheduler = run.scheduler
+    budget = scheduler.budget
+    nodes = ["n1", "n2", "n3"][: rng.randint(1, 3)]  # actors land on these; verdicts per node
     batches: dict[int, tuple[str, list[Container]]] = {}
     added: set[str] = set()
     now = 0.0
 
     def assign() -> None:
-        limit = scheduler.budget.global_limit
+        limit = budget.global_limit
         before = scheduler.in_flight
+        node_before = {n: (budget.node_in_flight(n), budget.node_limit(n)) for n in nodes}
         for assignment in scheduler.assign(now):
             batches[assignment.lease.id] = (assignment.actor, list(assignment.lease.containers))
         assert scheduler.in_flight <= max(before, limit)
+        for node, (in_flight, node_limit) in node_before.items():
+            assert budget.node_in_flight(node) <= max(in_flight, node_limit), node
         for name in scheduler.live_actors():
             assert scheduler.budget.used(name) <= scheduler.roster.slots
         for domain in hosts:
@@ -316,7 +354,7 @@ def test_random_history_keeps_every_invariant(seed: int) -> None:
             if rng.random() < 0.1:
                 scheduler.start_failed(name, now, "no CPU for it")
             else:
-                scheduler.actor_ready(name)
+                scheduler.actor_ready(name, rng.choice(nodes))
         for name in tick.hung:
             run.write(scheduler.actor_gone(name, now, "killed: missed its deadline"))
             batches = {lid: b for lid, b in batches.items() if b[0] != name}
@@ -334,7 +372,8 @@ def test_random_history_keeps_every_invariant(seed: int) -> None:
             run.write(scheduler.actor_gone(victim, now, "ActorDiedError"))
             batches = {lid: b for lid, b in batches.items() if b[0] != victim}
         elif step < 0.65:
-            scheduler.set_verdict(rng.choice(["ok", "ok", "throttle", "shed"]), now)
+            verdict = rng.choice(["ok", "ok", "throttle", "shed"])
+            scheduler.set_verdict(verdict, now, rng.choice(nodes))
         elif step < 0.7 and batches:
             lease_id = rng.choice(list(batches))
             del batches[lease_id]
@@ -348,7 +387,8 @@ def test_random_history_keeps_every_invariant(seed: int) -> None:
         now += rng.random() * 2 if wake.at is None else min(rng.random() * 2, wake.at - now)
 
     # drain: answer everything, let time pass, until the run is finished
-    scheduler.set_verdict("ok", now)
+    for node in nodes:
+        scheduler.set_verdict("ok", now, node)
     for _ in range(5_000):
         if scheduler.finished:
             break
@@ -387,3 +427,27 @@ def test_timedelta_settings_are_used_in_seconds() -> None:
     job = make_job(timeouts={"container": timedelta(seconds=3), "lease_margin": "1s"})
     scheduler = Scheduler(job)
     assert scheduler.lease_seconds("nobody", 2) == 3 + 1
+
+
+# -- per-node verdicts ------------------------------------------------------------------------
+def test_a_shedding_node_gets_its_floor_and_the_other_node_all_its_slots() -> None:
+    job = make_job(budget={"actors": 4, "max_in_flight": 64, "min_in_flight": 2,
+                           "domain_concurrency": 100, "domain_rate": 1000.0})  # fmt: skip
+    scheduler = Scheduler(job)
+    names = scheduler.tick(0.0).start
+    node_of = {name: "A" if i < 2 else "B" for i, name in enumerate(names)}
+    for name in names:
+        assert scheduler.actor_ready(name, node_of[name])
+    scheduler.budget.limit._limit = 16.0  # warmed up: the global limit is not what binds
+    scheduler.add(container(i) for i in range(200))
+    scheduler.set_verdict("shed", 0.0, "A")
+    leased: dict[str, int] = {"A": 0, "B": 0}
+    for assignment in scheduler.assign(0.0):
+        leased[node_of[assignment.actor]] += len(assignment.lease.containers)
+    assert leased == {"A": 1, "B": 2 * scheduler.roster.slots}  # A: its floor; B: full
+    assert scheduler.budget.limit.value == 16  # one node's shed does not cut the cluster
+
+    scheduler.set_verdict("ok", 1.0, "A")  # A recovers at half its slots, then grows
+    more = [a for a in scheduler.assign(1.0) if node_of[a.actor] == "A"]
+    half = 2 * scheduler.roster.slots // 2  # A's cap: half its two actors' slots
+    assert sum(len(a.lease.containers) for a in more) == half - 1  # 1 was in flight already
