@@ -60,6 +60,7 @@ class Crew:
         self.monitors: dict[str, Any] = {}  # node id -> its MetricsActor
         self.metrics_restarts = 0
         self._monitor_born: dict[str, float] = {}  # node id -> monotonic time of creation
+        self._lost: set[str] = set()  # nodes whose monitor died and is not replaced yet
         self._want_metrics = metrics
         self._metrics_started = False
         self._metrics_stopped = False
@@ -171,12 +172,12 @@ class Crew:
         if handle is not None:
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)
+        self._lost.add(node)  # its next monitor, now or when a worker returns, is a restart
         if node not in self.wanted_nodes():
             logger.debug("the MetricsActor of node %s is gone (%s)", node[:8], reason)
             return
         logger.warning("the MetricsActor of node %s is gone (%s); starting another",
                        node[:8], reason)  # fmt: skip
-        self.metrics_restarts += 1
         self._ensure_monitor(node)
 
     def _ensure_monitor(self, node: str) -> None:
@@ -190,6 +191,9 @@ class Crew:
             return
         self.monitors[node] = handle
         self._monitor_born[node] = time.monotonic()
+        if node in self._lost:
+            self._lost.discard(node)
+            self.metrics_restarts += 1
         for worker, (_, worker_node) in self.pids.items():
             if worker_node == node:
                 self._register(worker)

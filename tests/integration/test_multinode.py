@@ -93,6 +93,18 @@ def _environment(state: Path) -> dict[str, str]:
     return env
 
 
+CLI = [sys.executable, "-m", "landmark.coordinator.cli"]
+
+
+def run_in(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """A command in its own process, in ``cwd``, its output captured."""
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def _cluster(command: str, port: int, env: dict[str, str], *extra: str) -> str:
     done = subprocess.run(
         ["bash", str(SCRIPT), command, "--port", str(port), *extra],
@@ -182,14 +194,7 @@ def _submit(url: str, env: dict[str, str], cwd: Path, *entrypoint: str):
     job's working_dir, as cluster/README.md says."""
     ray_cli = str(Path(sys.executable).with_name("ray"))
     command = [ray_cli, "job", "submit", "--address", url, "--working-dir", str(ROOT)]
-    return subprocess.run(
-        [*command, "--log-style", "record", "--", *entrypoint],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=JOB_TIMEOUT_S,
-    )
+    return run_in([*command, "--log-style", "record", "--", *entrypoint], cwd, env, JOB_TIMEOUT_S)
 
 
 def test_ray_job_submit_runs_a_job_on_the_cluster_and_needs_the_token(job_cluster, tmp_path):
@@ -232,28 +237,16 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     address, env = two_node_cluster
     out = tmp_path / "demo"
     options = ["--address", address, "--out", str(out)]
-    demo = subprocess.run(
-        [sys.executable, "-m", "landmark.coordinator.cli", "demo", "--items", str(ITEMS), *options],
-        cwd=tmp_path,  # the package is shipped (py_modules), whatever the caller's directory
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DEMO_TIMEOUT_S,
-    )
+    demo_command = [*CLI, "demo", "--items", str(ITEMS), *options]
+    # the package is shipped (py_modules), whatever the caller's directory
+    demo = run_in(demo_command, tmp_path, env, DEMO_TIMEOUT_S)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "accuracy: 100.00%" in demo.stdout, demo.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["records"] == ITEMS
     assert summary["by_status"].get("failed", 0) == 0
 
-    probe = subprocess.run(
-        [sys.executable, "-c", ACTOR_NODES, address],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe = run_in([sys.executable, "-c", ACTOR_NODES, address], tmp_path, env, 120)
     assert probe.returncode == 0, probe.stderr
     seen = json.loads(probe.stdout.strip().splitlines()[-1])
     assert len(seen["nodes"]) == 2
@@ -274,14 +267,7 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
 
 
 def _doctor(address: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "landmark.coordinator.cli", "doctor", "--address", address],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DOCTOR_TIMEOUT_S,
-    )
+    return run_in([*CLI, "doctor", "--address", address], cwd, env, DOCTOR_TIMEOUT_S)
 
 
 def test_doctor_checks_each_node_from_the_node(two_node_cluster, tmp_path):
@@ -326,14 +312,7 @@ sys.exit(doctor(browser="/nonexistent/chrome", address=sys.argv[1], node_deadlin
 
 def test_doctor_reports_a_node_that_does_not_answer_in_time(two_node_cluster, tmp_path):
     address, env = two_node_cluster
-    late = subprocess.run(
-        [sys.executable, "-c", LATE, address],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DOCTOR_TIMEOUT_S,
-    )
+    late = run_in([sys.executable, "-c", LATE, address], tmp_path, env, DOCTOR_TIMEOUT_S)
     assert late.returncode == 1, late.stdout + late.stderr
     verdicts = [line for line in late.stdout.splitlines() if line.startswith("verdict")]
     assert len(verdicts) == 2, late.stdout
@@ -393,14 +372,8 @@ def test_a_node_under_memory_pressure_sheds_alone(two_node_cluster, tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        helper = subprocess.run(
-            [sys.executable, "-c", SHED_ONE_NODE, address, "gallery", str(HELPER_TIMEOUT_S - 60)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=HELPER_TIMEOUT_S,
-        )
+        shed = [sys.executable, "-c", SHED_ONE_NODE, address, "gallery", str(HELPER_TIMEOUT_S - 60)]
+        helper = run_in(shed, tmp_path, env, HELPER_TIMEOUT_S)
         stdout, stderr = demo.communicate(timeout=SHED_TIMEOUT_S)
     finally:
         if demo.poll() is None:
@@ -426,3 +399,49 @@ def test_a_node_under_memory_pressure_sheds_alone(two_node_cluster, tmp_path):
     assert placement[other]["records"] > SHED_ITEMS / 2, placement  # the majority
     assert placement[other]["records"] > placement[shed]["records"], placement
     assert "node states" in stdout and f"node {shed[:8]}: shed" in stdout, stdout
+
+
+# -- node loss: a worker node killed mid-run (last: it leaves the module's cluster one node) --
+LOSS_ITEMS = 200
+LOSS_TIMEOUT_S = 480
+
+
+def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_cluster, tmp_path):
+    """The worker node's whole process group (raylet, workers, browser) SIGKILLed once
+    records flow: the actor there dies, its leases come back, the replacement finds no CPU
+    left and is given up after ``timeouts.actor_start``, and the head's actor finishes the
+    job, each container exactly once. (Issue 13 saw this hang with 44 records lost.)"""
+    address, env = two_node_cluster
+    out = tmp_path / "out"
+    command = [*CLI, "demo", "--items", str(LOSS_ITEMS), "--latency-ms", "50", "--address",
+               address, "--out", str(out), "--set", "timeouts.actor_start=20s"]  # fmt: skip
+    demo = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert _wait_for_lines(out / "results.jsonl", 30, demo, deadline_s=240), "no records"
+        worker = int((Path(env["LANDMARK_CLUSTER_DIR"]) / "node-1" / "pid").read_text())
+        os.killpg(worker, 9)
+        stdout, stderr = demo.communicate(timeout=LOSS_TIMEOUT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, stdout + stderr
+    assert "accuracy: 100.00%" in stdout, stdout
+    ids = [record["id"] for record in read_results(out / "results.jsonl")]
+    assert len(ids) == len(set(ids)) == LOSS_ITEMS  # every container, each exactly once
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["completed"] and summary["actor_deaths"] >= 1, summary
+
+
+def _wait_for_lines(path: Path, lines: int, process: subprocess.Popen, deadline_s: float) -> bool:
+    """Until ``path`` holds ``lines`` lines (True), the process ends or the deadline passes."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= lines:
+            return True
+        time.sleep(0.2)  # a test polling a file another process writes
+    return False

@@ -138,3 +138,32 @@ def test_the_load_monitor_is_down_while_any_node_with_workers_lacks_one() -> Non
     quiet = Crew(object, job, "/tmp", [], metrics=False)
     quiet.pids = dict(crew.pids)
     assert quiet.start_metrics() == {} and not quiet.monitor_down  # benchmarks' no-op runs
+
+
+def test_a_monitor_that_died_with_every_worker_of_its_node_counts_as_restarted(monkeypatch):
+    """Whichever death the Coordinator hears of first — the workers' or the monitor's — the
+    monitor created when workers come back to the node is a restart, and is counted."""
+    from landmark.config.job import JobSpec
+    from landmark.coordinator import crew as crew_module
+
+    class Handle:
+        class _Call:
+            def remote(self, *args: Any) -> None:
+                return None
+
+        register = unregister = _Call()
+
+    monkeypatch.setattr(crew_module, "create_metrics_actor", lambda *a, **k: Handle())
+    job = JobSpec.model_validate(
+        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
+    )
+    for workers_first in (True, False):
+        crew = crew_module.Crew(object, job, "/tmp", [], metrics=True)
+        crew.pids = {"browser-0": (101, "node-a")}
+        crew.start_metrics()
+        if workers_first:
+            crew.pids = {}  # the workers' deaths were handled first: nothing to protect now
+        crew.restart_metrics("node-a", "ActorDiedError")
+        crew.pids = {"browser-2": (103, "node-a")}  # a replacement starts on the node
+        crew.start_metrics()
+        assert "node-a" in crew.monitors and crew.metrics_restarts == 1, workers_first
