@@ -33,7 +33,7 @@ from landmark.benchmarks.site import SiteConfig
 from landmark.benchmarks.site.runner import GallerySite
 from landmark.coordinator.store import read_results
 
-pytestmark = [pytest.mark.ray, pytest.mark.browser]
+pytestmark = [pytest.mark.ray, pytest.mark.browser, pytest.mark.multinode]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "cluster" / "local_cluster.sh"
