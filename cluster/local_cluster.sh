@@ -5,8 +5,12 @@
 #
 #   cluster/local_cluster.sh start  [--workers N] [--port P] [--head-cpus C] [--worker-cpus C]
 #                                   [--metrics] [--dashboard]
+#   cluster/local_cluster.sh add    [--port P] [--worker-cpus C]
 #   cluster/local_cluster.sh status [--port P]
 #   cluster/local_cluster.sh stop   [--port P]
+#
+# `add` joins one more worker node to a running cluster (as a new machine would join a real
+# one), for example while a run is going, to watch it place actors there.
 #
 # Each node is started with `ray start --block` in its own process group, and its pid is kept
 # under the state dir; `stop` ends exactly those (never `ray stop`, which would end every Ray
@@ -42,7 +46,7 @@ MAX_WORKERS=8
 HOST=127.0.0.1
 
 usage() {
-  sed -n '6,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -207,6 +211,19 @@ start() {
   fi
 }
 
+# One more worker node, numbered after the last one recorded.
+add() {
+  [[ -e "$STATE/node-0/pid" ]] || die "no cluster recorded in $STATE: run '$0 start --port $PORT' first"
+  local i=1
+  while [[ -e "$STATE/node-$i" ]]; do
+    i=$((i + 1))
+  done
+  ((i <= MAX_WORKERS)) || die "at most $MAX_WORKERS worker nodes per cluster"
+  start_node "$i" --address="$HOST:$PORT" --num-cpus="$WORKER_CPUS" \
+    --resources="{\"local_node_$i\": 1}" || die "node $i did not start (log: $STATE/node-$i/start.log)"
+  echo "local_cluster: worker node $i joined $HOST:$PORT ($WORKER_CPUS CPU)"
+}
+
 # --- the dashboard (--dashboard) ----------------------------------------------------------
 # On the head only, bound to the loopback; its URL is kept in the state dir for `status`.
 dashboard_options() {
@@ -313,6 +330,7 @@ stop() {
 
 case "$COMMAND" in
   start) start ;;
+  add) add ;;
   stop) stop ;;
   status) status ;;
   *) usage ;;

@@ -31,7 +31,14 @@ from landmark.config.job import JobSpec, OpenMode
 from landmark.config.records import Container, Record, hosts_of
 from landmark.coordinator.crew import Crew, StartFailed, short_error
 from landmark.coordinator.discovering import DiscoveryRunner
+from landmark.coordinator.node_watch import (
+    READ_DEADLINE_S,
+    WATCH_INTERVAL_S,
+    NodeWatch,
+    read_alive_nodes,
+)
 from landmark.coordinator.output import RunOutput
+from landmark.coordinator.placement import Placement, Plan
 from landmark.coordinator.run_stats import RunStats
 from landmark.coordinator.scheduler import Assignment, Scheduler
 from landmark.coordinator.store import JobIdentity, StoreError
@@ -84,6 +91,7 @@ class Coordinator:
         self._batches: dict[asyncio.Task, str] = {}  # task -> actor name
         self._tasks: set[asyncio.Task] = set()  # starts and housekeeping
         self.discovery = DiscoveryRunner(self)
+        self.nodes = NodeWatch()
 
     # -- control (the driver, ``landmark control``) ----------------------------------------
     async def pause(self) -> None:
@@ -153,7 +161,9 @@ class Coordinator:
         try:
             self._resume(await self._open_store())
             self.crew.start_metrics()
+            await self._read_nodes()  # the first actors are placed knowing the nodes
             self._background(self._housekeeping())
+            self._background(self._watch_nodes())
             self._begin_work()
             await self._loop()
         finally:
@@ -205,7 +215,9 @@ class Coordinator:
                 logger.warning("%s missed its deadline; killing and replacing it", name)
                 self.crew.kill(name)  # its batch calls now end, and release what they held
             for name in tick.start:
-                self._background(self._start_actor(name))
+                self._background(self._start_actor(name, self._place(name)))
+            if tick.start:
+                self._replan()
             if self._ended_now():
                 return
             stalled = scheduler.roster.stalled()
@@ -255,7 +267,7 @@ class Coordinator:
             self.stats.oom_kills += 1
             self.actor_lost(actor, f"Ray OOM killer: {short_error(error)}")
         except RayActorError as error:
-            self.actor_lost(actor, f"died: {short_error(error)}")
+            self.actor_lost(actor, f"died: {short_error(error)}", died=True)
         except RayError as error:
             reason = f"{actor} failed the batch: {short_error(error)}"
             self.write_all(scheduler.batch_failed(lease.id, time.monotonic(), reason))
@@ -264,27 +276,97 @@ class Coordinator:
         finally:
             self._wake.set()
 
-    def actor_lost(self, name: str, reason: str) -> None:
-        """An actor died or was given up: its leases go back, a replacement comes."""
+    def actor_lost(self, name: str, reason: str, *, died: bool = False) -> None:
+        """An actor died or was given up: its leases go back, a replacement comes. When the
+        last of the run's actors on a node dies, the node may be going: none is placed there
+        for a while."""
         if self.scheduler.roster.is_ready(name):
             logger.warning("%s lost (%s); replacing it", name, reason)
+        node = self.crew.node_of.get(name)
         self.crew.kill(name)
+        if died and node is not None and not self.crew.actors_on(node):
+            self.nodes.suspect(node, self._run_s())
         self.write_all(self.scheduler.actor_gone(name, time.monotonic(), reason))
         self.discovery.notify()
         self._wake.set()
 
-    async def _start_actor(self, name: str) -> None:
+    async def _start_actor(self, name: str, placement: Placement) -> None:
         try:
-            await self.crew.start(name, self.snapshot)
+            await self.crew.start(name, self.snapshot, placement)
         except StartFailed as error:
             logger.warning("%s", error)
             self.scheduler.start_failed(name, time.monotonic(), str(error))
+            self.nodes.suspect(placement.node, self._run_s())  # it did not take the actor
         else:
-            if not self.scheduler.actor_ready(name, self.crew.node_of.get(name)):
+            node = self.crew.node_of.get(name)
+            if not self.scheduler.actor_ready(name, node):
                 self.crew.kill(name)
+            elif (after := self.nodes.actor_started(node, self._run_s())) is not None:
+                logger.info("%s started on node %s, %.1fs after it joined",
+                            name, (node or "?")[:8], after)  # fmt: skip
         finally:
+            self._replan()
             self.discovery.notify()
             self._wake.set()
+
+    # -- nodes: placement, joins and losses -----------------------------------------------
+    def _plan(self) -> Plan | None:
+        if not self.nodes.known:
+            return None
+        occupants = self.crew.occupants(self.node_verdicts)
+        throttle = self.job.budget.memory_throttle
+        avoid = self.nodes.avoided(self._run_s())
+        return Plan.of(self.nodes.nodes, occupants, self.node_verdicts, throttle, avoid)
+
+    def _replan(self) -> None:
+        """How many more actors the nodes can take now; the roster starts no more."""
+        plan = self._plan()
+        room = None if plan is None else plan.capacity()
+        if room != self.scheduler.roster.room:
+            self.scheduler.roster.room = room
+            self._wake.set()  # a start may be due, or no longer
+
+    def _place(self, name: str) -> Placement:
+        """The node and pages for ``name``, reserved at once (the next choice counts it).
+        With no node known, or none with room, Ray chooses and the pages are the job's."""
+        plan = self._plan()
+        most = self.job.budget.pages_per_actor
+        placement = (plan.place(most) if plan else None) or Placement(None, most)
+        self.scheduler.place_actor(name, placement.pages)
+        self.crew.placed[name] = placement
+        return placement
+
+    async def _watch_nodes(self) -> None:
+        while not self._ended.is_set():
+            await self._read_nodes()
+            with contextlib.suppress(TimeoutError):  # time for the next reading
+                await asyncio.wait_for(self._ended.wait(), WATCH_INTERVAL_S)
+
+    async def _read_nodes(self) -> None:
+        """A node that joined ends any start backoff (actors go there now); a node that left
+        gives its actors up at once, without waiting for each of their calls to fail."""
+        try:
+            reading = asyncio.to_thread(read_alive_nodes)  # a GCS call: it blocks
+            alive = await asyncio.wait_for(reading, READ_DEADLINE_S)
+        except Exception as error:  # an advisor: placement goes on from the last reading
+            logger.debug("could not read the cluster's nodes: %s", short_error(error))
+            return
+        changes = self.nodes.update(alive, self._run_s())
+        for node in changes.joined:
+            logger.info("node %s joined the cluster (%g CPUs)", node.id[:8], node.cpus)
+            self.scheduler.roster.capacity_grew()
+        for node_id in changes.left:
+            lost = self.crew.actors_on(node_id)
+            logger.warning("node %s left the cluster; %d actor(s) there are lost",
+                           node_id[:8], len(lost))  # fmt: skip
+            for name in lost:
+                self.actor_lost(name, f"its node {node_id[:8]} left the cluster")
+        self._replan()
+        if changes:
+            self._wake.set()
+
+    def _run_s(self) -> float:
+        return time.monotonic() - self.stats.started
 
     # -- containers in, records out --------------------------------------------------------
     def add(self, containers: list[Container]) -> None:
@@ -366,6 +448,7 @@ class Coordinator:
             if verdict is not None:
                 changed |= self._apply_verdict(node, verdict, now)
         self.verdict = cluster_view(self.node_verdicts)
+        self._replan()  # memory moved: a node may take an actor now, or no longer
         if changed:
             self._wake.set()
 

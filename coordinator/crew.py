@@ -2,9 +2,10 @@
 their last word — every remote call bounded.
 
 The :class:`~coordinator.roster.Roster` (pure) decides which actors should exist; the
-crew holds their handles and does what Ray needs. Worker actors take one CPU each and are
-spread over the cluster's nodes (Ray's ``SPREAD``: one busy node does not get every
-browser while another idles). Each node that hosts a worker gets its own MetricsActor,
+crew holds their handles and does what Ray needs. Worker actors take one CPU each. Each goes
+to the node :mod:`~coordinator.placement` chose (soft node affinity: if that node is gone,
+Ray places it elsewhere), with its pages sized to that node; before anything is known about
+the nodes, Ray spreads them (``SPREAD``). Each node that hosts a worker gets its own MetricsActor,
 created when the first worker there has started: no CPU, pinned to that node (memory is
 a node's own, so only a monitor there can measure it), named per job and node
 (:func:`~actors.metrics_actor.metrics_actor_name`). Workers register with their own
@@ -23,6 +24,7 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from landmark.actors.metrics_actor import (
     check_settings,
@@ -30,6 +32,7 @@ from landmark.actors.metrics_actor import (
     metrics_actor_name,
 )
 from landmark.config.job import JobSpec
+from landmark.coordinator.placement import Occupant, Placement
 
 logger = logging.getLogger("landmark.coordinator")
 
@@ -57,6 +60,7 @@ class Crew:
         self.handles: dict[str, Any] = {}
         self.pids: dict[str, tuple[int, str | None]] = {}
         self.node_of: dict[str, str | None] = {}  # every actor that started, dead ones too
+        self.placed: dict[str, Placement] = {}  # live and starting actors: where, how many pages
         self.monitors: dict[str, Any] = {}  # node id -> its MetricsActor
         self.metrics_restarts = 0
         self._monitor_born: dict[str, float] = {}  # node id -> monotonic time of creation
@@ -66,12 +70,23 @@ class Crew:
         self._metrics_stopped = False
 
     # -- workers ---------------------------------------------------------------------------
-    async def start(self, name: str, learner_snapshot: dict[str, Any] | None) -> None:
-        """Create ``name`` and wait for its ``start()`` within ``timeouts.actor_start``."""
-        handle = self.actor_class.options(num_cpus=1, scheduling_strategy="SPREAD").remote(
-            self.job, name, self.out_dir, learner_snapshot, self.allowed_hosts
+    async def start(
+        self, name: str, learner_snapshot: dict[str, Any] | None, placement: Placement
+    ) -> None:
+        """Create ``name`` where ``placement`` says and wait for its ``start()`` within
+        ``timeouts.actor_start``."""
+        strategy: Any = "SPREAD"
+        if placement.node is not None:
+            strategy = NodeAffinitySchedulingStrategy(placement.node, soft=True)
+        job = self.job
+        if placement.pages != job.budget.pages_per_actor:
+            budget = job.budget.model_copy(update={"pages_per_actor": placement.pages})
+            job = job.model_copy(update={"budget": budget})
+        handle = self.actor_class.options(num_cpus=1, scheduling_strategy=strategy).remote(
+            job, name, self.out_dir, learner_snapshot, self.allowed_hosts
         )
         self.handles[name] = handle
+        self.placed[name] = placement
         deadline = self.job.timeouts.actor_start.total_seconds()
         try:
             info = await asyncio.wait_for(handle.start.remote(), deadline)
@@ -87,6 +102,7 @@ class Crew:
         node = info.get("node_id") or ray.get_runtime_context().get_node_id()
         self.pids[name] = (int(info["pid"]), node)
         self.node_of[name] = node
+        self.placed[name] = Placement(node, placement.pages)  # where Ray put it in the end
         if node in self.monitors:
             self._register(name)
         else:
@@ -101,6 +117,21 @@ class Crew:
             entry["records"] += records_by_actor.get(name, 0)
         return nodes
 
+    def occupants(self, verdicts: dict[str, dict[str, Any]]) -> list[Occupant]:
+        """This run's live and starting actors by node, with the memory their node's monitor
+        last saw them use (None until it has weighed them)."""
+        out = []
+        for name, placement in self.placed.items():
+            if placement.node is None:
+                continue
+            rss = (verdicts.get(placement.node) or {}).get("actors_rss") or {}
+            out.append(Occupant(placement.node, placement.pages, rss.get(name) or None))
+        return out
+
+    def actors_on(self, node: str) -> list[str]:
+        """Live and starting actors placed on ``node``."""
+        return [name for name, placement in self.placed.items() if placement.node == node]
+
     def handle(self, name: str) -> Any:
         return self.handles[name]
 
@@ -108,6 +139,7 @@ class Crew:
         """Kill a worker now; its calls in flight end with ActorDiedError."""
         handle = self.handles.pop(name, None)
         self.pids.pop(name, None)
+        self.placed.pop(name, None)
         if handle is not None:
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)

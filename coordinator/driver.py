@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from landmark.actors.browser import find_browser
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
 from landmark.config.settings import Settings, parse_set_options
-from landmark.coordinator.preflight import check_actors_fit, check_output
+from landmark.coordinator.preflight import OutputError, check_actors_fit, check_output
 from landmark.coordinator.ray_setup import (
     NAMESPACE,
     RayStartError,
@@ -128,6 +129,8 @@ def run_job(
         import ray
 
         check_actors_fit(job.budget.actors, ray.cluster_resources().get("CPU", 0), "the cluster")
+    if joining:
+        check_out_dir_is_shared(out_dir)
     try:
         summary = _run_with_restarts(job, sources, store, actor_class, show_progress, say)
     except BaseException:  # what was done, in the format asked for, before the error shows
@@ -177,9 +180,52 @@ def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> 
     raise AssertionError("unreachable")
 
 
-def _start_coordinator(job, sources, store, actor_class):
+def check_out_dir_is_shared(
+    out_dir: Path, seen_on_head: Callable[[str], bool] | None = None
+) -> None:
+    """Through Ray Client (``ray://``) the driver's work runs on the head, and so does the
+    Coordinator that writes the results: the output folder must be the one this machine
+    sees, or the records land on another disk while the summary lands here. A file made
+    here must be visible there, at the same path; otherwise an OutputError says what to do."""
+    import ray
+
+    if seen_on_head is None:
+        if not ray.util.client.ray.is_connected():
+            return  # the driver runs on a node: the Coordinator is pinned to it, same disk
+        seen_on_head = _exists_where_the_coordinator_goes
+    marker = out_dir / f".landmark-shared-{uuid.uuid4().hex}"
+    marker.write_text("written by the driver\n")
+    try:
+        seen = seen_on_head(str(marker))
+    finally:
+        marker.unlink(missing_ok=True)
+    if not seen:
+        raise OutputError(
+            f"the output folder {out_dir} is not on a disk the Ray head shares with this "
+            "machine: through ray:// the Coordinator writes results on the head, so they "
+            "would land on the head's disk. Pass an --out on a shared file system (the same "
+            "path on both), or run landmark on the head (ray job submit; see cluster/README.md)"
+        )
+
+
+def _exists_where_the_coordinator_goes(path: str) -> bool:
+    """``os.path.exists`` as a Ray task on the node the Coordinator is pinned to."""
+    import ray
+
+    task = ray.remote(num_cpus=0, max_retries=0)(os.path.exists)
+    return ray.get(task.options(scheduling_strategy=_driver_node()).remote(path), timeout=60)
+
+
+def _driver_node():
+    """Hard affinity to the driver's node (through Ray Client: the head)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
+def _start_coordinator(job, sources, store, actor_class):
+    import ray
 
     from landmark.coordinator.actor import RemoteCoordinator
 
@@ -193,8 +239,7 @@ def _start_coordinator(job, sources, store, actor_class):
             f"a run of job {job.name!r} is already going on this cluster; "
             f"stop it with: landmark control cancel {job.name}"
         )
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    options = {"scheduling_strategy": here, "name": name, "namespace": NAMESPACE}
+    options = {"scheduling_strategy": _driver_node(), "name": name, "namespace": NAMESPACE}
     args = (job, sources, store) if actor_class is None else (job, sources, store, actor_class)
     return RemoteCoordinator.options(**options).remote(*args)
 

@@ -48,6 +48,17 @@ def _node_states(nodes: dict[str, dict[str, Any]]) -> str:
     return _first(parts)
 
 
+def _node_events(events: list[dict[str, Any]]) -> str:
+    """``node 1a2b3c4d joined at 12.0 s (first actor 3.1 s later); node … left at 40.2 s``."""
+    parts = []
+    for event in events:
+        part = f"node {event['node'][:8]} {event['event']} at {event['at_s']:.1f} s"
+        if event.get("first_actor_after_s") is not None:
+            part += f" (first actor {event['first_actor_after_s']:.1f} s later)"
+        parts.append(part)
+    return _first(parts)
+
+
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     by_status = summary["by_status"]
     cache = summary["dom_cache"]
@@ -78,6 +89,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     nodes = summary.get("nodes") or {}
     if len(nodes) > 1:
         rows.append(("node states", _node_states(nodes)))
+    if summary.get("node_events"):
+        rows.append(("nodes joined / left", _node_events(summary["node_events"])))
     if summary.get("resumed"):
         rows.append(("resumed", f"{summary['resumed']:,} records written by earlier runs"))
     if summary.get("pending"):

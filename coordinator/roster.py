@@ -11,6 +11,13 @@ The roster keeps ``wanted`` actors ready or starting. A failed start is retried 
 exponential backoff; after ``start_failures`` failures in a row with no actor ready or
 starting, :meth:`Roster.stalled` says why the run cannot go on, so a run never waits at
 rate 0 for an actor that will not come. A start that succeeds resets the count.
+
+``room`` is how many more actors the cluster can take (the Coordinator works it out from
+the nodes, see :mod:`~coordinator.placement`; None when unknown). No more than that are
+started: an actor with nowhere to go would only wait out its start deadline and count as a
+failure. With none ready or starting, one is tried all the same, so a run whose cluster has
+no room says so (the start fails, then the run stalls visibly) instead of waiting.
+:meth:`Roster.capacity_grew` (a node joined) ends a backoff: the new room is used at once.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ class ActorPhase(StrEnum):
 @dataclass(slots=True)
 class ActorEntry:
     name: str
-    slots: int
+    slots: int  # containers it may hold: its pages, plus a batch queued behind them
+    pages: int
     phase: ActorPhase = ActorPhase.STARTING
     started_at: float = 0.0
     galleries: set[str] = field(default_factory=set)  # click-mode galleries its pages have open
@@ -40,16 +48,19 @@ class Roster:
     def __init__(
         self,
         wanted: int,
-        slots: int,
+        pages: int,
+        extra_slots: int = 0,
         *,
         start_failures: int = 3,
         backoff_s: float = 1.0,
         backoff_max_s: float = 30.0,
     ) -> None:
-        if wanted < 1 or slots < 1 or start_failures < 1:
-            raise ValueError(f"need wanted, slots, start_failures >= 1: {wanted}, {slots}")
+        if wanted < 1 or pages < 1 or start_failures < 1:
+            raise ValueError(f"need wanted, pages, start_failures >= 1: {wanted}, {pages}")
         self.wanted = wanted
-        self.slots = slots
+        self.pages = pages  # an actor's pages, unless placement sizes them to its node
+        self.extra_slots = extra_slots  # containers an actor holds beyond its pages (a batch)
+        self.slots = pages + extra_slots
         self.start_failures = start_failures
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -60,6 +71,7 @@ class Roster:
         self._failures_in_a_row = 0
         self._next_start_at = -math.inf
         self.last_error: str | None = None
+        self.room: int | None = None
 
     # -- views -----------------------------------------------------------------------
     def in_phase(self, *phases: ActorPhase) -> list[ActorEntry]:
@@ -86,7 +98,7 @@ class Roster:
     # -- starting ----------------------------------------------------------------------
     def to_start(self, now: float) -> list[str]:
         """Names of actors to create now, to get back to ``wanted`` (none during a backoff)."""
-        missing = self.wanted - len(self.in_phase(ActorPhase.READY, ActorPhase.STARTING))
+        missing = self._missing()
         if missing <= 0 or now < self._next_start_at:
             return []
         if self._failures_in_a_row:
@@ -95,17 +107,35 @@ class Roster:
         for _ in range(missing):
             name = f"browser-{self.spawned}"
             self.spawned += 1
-            self.entries[name] = ActorEntry(name, self.slots, started_at=now)
+            self.entries[name] = ActorEntry(name, self.slots, self.pages, started_at=now)
             names.append(name)
         return names
 
     def next_start_at(self, now: float) -> float | None:
         """When the next start is due (``now`` if an actor is missing and no backoff holds
         it back; None when none is missing)."""
-        missing = self.wanted - len(self.in_phase(ActorPhase.READY, ActorPhase.STARTING))
-        if missing <= 0:
+        if self._missing() <= 0:
             return None
         return max(now, self._next_start_at)
+
+    def _missing(self) -> int:
+        """Actors to start now: short of ``wanted``, within ``room`` while one is up."""
+        up = len(self.in_phase(ActorPhase.READY, ActorPhase.STARTING))
+        missing = self.wanted - up
+        if self.room is not None:
+            missing = min(missing, self.room if up else max(self.room, 1))
+        return missing
+
+    def capacity_grew(self) -> None:
+        """A node joined: whatever failed before may fit now, so no backoff holds a start."""
+        self._next_start_at = -math.inf
+
+    def place(self, name: str, pages: int) -> None:
+        """``name`` opens ``pages`` pages (sized to its node): its slots follow."""
+        entry = self.entries.get(name)
+        if entry is not None:
+            entry.pages = pages
+            entry.slots = pages + self.extra_slots
 
     def started(self, name: str) -> bool:
         """``start()`` answered; False if the actor was given up on meanwhile."""

@@ -91,7 +91,8 @@ class Scheduler:
         self.breaker = CircuitBreaker.from_spec(job.retries)
         self.roster = Roster(
             job.budget.actors,
-            job.budget.pages_per_actor + job.budget.batch_size,
+            job.budget.pages_per_actor,
+            job.budget.batch_size,
             start_failures=job.retries.actor_start_failures,
             backoff_s=max(1.0, job.retries.backoff.total_seconds()),
             backoff_max_s=job.retries.backoff_max.total_seconds(),
@@ -140,8 +141,12 @@ class Scheduler:
         False if it was given up meanwhile."""
         if not self.roster.started(name):
             return False
-        self.budget.register_actor(name, self.roster.slots, node)
+        self.budget.register_actor(name, self.roster.entries[name].slots, node)
         return True
+
+    def place_actor(self, name: str, pages: int) -> None:
+        """``name`` opens ``pages`` pages (sized to its node): its slots and leases follow."""
+        self.roster.place(name, pages)
 
     def start_failed(self, name: str, now: float, reason: str) -> None:
         self.roster.start_failed(name, now, reason)
@@ -206,7 +211,8 @@ class Scheduler:
         if self._fixed_lease_s is not None:
             return self._fixed_lease_s
         queued = self.budget.used(actor) + batch
-        rounds = math.ceil(queued / self.job.budget.pages_per_actor)
+        entry = self.roster.entries.get(actor)
+        rounds = math.ceil(queued / (entry.pages if entry else self.roster.pages))
         return rounds * self._container_s + self._margin_s
 
     def _accept(self, now: float):

@@ -12,6 +12,7 @@ a ``finally``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -56,6 +57,14 @@ actors = [
 ]
 print(json.dumps({"nodes": nodes, "actors": actors}))
 """
+
+
+def _cluster_actors(address: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """:data:`ACTOR_NODES`'s answer (Ray may print warnings on stdout around it)."""
+    probe = run_in([sys.executable, "-c", ACTOR_NODES, address], cwd, env, 120)
+    assert probe.returncode == 0, probe.stderr
+    [answer] = [line for line in probe.stdout.splitlines() if line.startswith('{"nodes"')]
+    return json.loads(answer)
 
 
 def _ports_free(base: int) -> bool:
@@ -246,9 +255,7 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     assert summary["records"] == ITEMS
     assert summary["by_status"].get("failed", 0) == 0
 
-    probe = run_in([sys.executable, "-c", ACTOR_NODES, address], tmp_path, env, 120)
-    assert probe.returncode == 0, probe.stderr
-    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    seen = _cluster_actors(address, env, tmp_path)
     assert len(seen["nodes"]) == 2
     browser_nodes = {actor["node"] for actor in seen["actors"] if actor["class"] == "BrowserActor"}
     coordinator_nodes = {
@@ -264,6 +271,22 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     assert "placement" in demo.stdout
     [joined] = [line for line in demo.stderr.splitlines() if "joined the Ray cluster at" in line]
     assert address.rpartition(":")[2] in joined and "(2 node(s), 2 CPUs)" in joined, joined
+
+
+def test_through_ray_client_the_results_land_in_the_folder_asked(two_node_cluster, tmp_path):
+    """``--address ray://`` runs the Coordinator on the head; the output folder (relative
+    here) is checked to be the same disk there, and the records and summary land in it."""
+    address, env = two_node_cluster
+    host, _, port = address.rpartition(":")
+    client = f"ray://{host}:{int(port) + 1}"
+    demo = run_in([*CLI, "demo", "--items", "20", "--address", client, "--out", "client-out"],
+                  tmp_path, env, DEMO_TIMEOUT_S)  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "accuracy: 100.00%" in demo.stdout, demo.stdout
+    out = tmp_path / "client-out"
+    assert len(list(read_results(out / "results.jsonl"))) == 20
+    assert json.loads((out / "summary.json").read_text())["records"] == 20
+    assert not list(out.glob(".landmark-shared-*"))  # the probe file is gone
 
 
 def _doctor(address: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -408,9 +431,10 @@ LOSS_TIMEOUT_S = 480
 
 def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_cluster, tmp_path):
     """The worker node's whole process group (raylet, workers, browser) SIGKILLed once
-    records flow: the actor there dies, its leases come back, the replacement finds no CPU
-    left and is given up after ``timeouts.actor_start``, and the head's actor finishes the
-    job, each container exactly once. (Issue 13 saw this hang with 44 records lost.)"""
+    records flow from both nodes: the actor there dies, its leases come back, no
+    replacement is placed on the dying node (nor anywhere: the head has no free CPU), and
+    the head's actor finishes the job, each container exactly once. (Issue 13 saw this hang
+    with 44 records lost.)"""
     address, env = two_node_cluster
     out = tmp_path / "out"
     command = [*CLI, "demo", "--items", str(LOSS_ITEMS), "--latency-ms", "50", "--address",
@@ -419,7 +443,8 @@ def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert _wait_for_lines(out / "results.jsonl", 30, demo, deadline_s=240), "no records"
+        # both nodes' actors at work: the kill takes one that is extracting
+        assert _wait_for_lines(out / "results.jsonl", 30, demo, 240, actors=2), "no records"
         worker = int((Path(env["LANDMARK_CLUSTER_DIR"]) / "node-1" / "pid").read_text())
         os.killpg(worker, 9)
         stdout, stderr = demo.communicate(timeout=LOSS_TIMEOUT_S)
@@ -435,13 +460,90 @@ def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_
     assert summary["completed"] and summary["actor_deaths"] >= 1, summary
 
 
-def _wait_for_lines(path: Path, lines: int, process: subprocess.Popen, deadline_s: float) -> bool:
-    """Until ``path`` holds ``lines`` lines (True), the process ends or the deadline passes."""
+def _wait_for_lines(
+    path: Path, lines: int, process: subprocess.Popen, deadline_s: float, actors: int = 1
+) -> bool:
+    """Until ``path`` holds ``lines`` records, from at least ``actors`` actors (True), the
+    process ends or the deadline passes."""
     import time
 
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline and process.poll() is None:
-        if path.exists() and path.read_bytes().count(b"\n") >= lines:
-            return True
+        if path.exists():
+            text = path.read_bytes()
+            if text.count(b"\n") >= lines and len(_actors_in(text)) >= actors:
+                return True
         time.sleep(0.2)  # a test polling a file another process writes
     return False
+
+
+def _actors_in(text: bytes) -> set[str]:
+    found = set()
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            found.add(json.loads(line).get("actor"))
+    return found - {None}
+
+
+# -- a node joining mid-run (after the loss above: the cluster may be down to its head) -------
+JOIN_ITEMS = 600
+JOIN_TIMEOUT_S = 480
+
+
+def test_a_node_that_joins_mid_run_gets_an_actor(two_node_cluster, tmp_path):
+    """One actor more than the cluster has CPUs: the last one is not started (it would only
+    wait out its start deadline). Once records flow, ``local_cluster.sh add`` joins a node,
+    and the run places an actor there; the summary says when the node joined and how long
+    its first actor took. Every container still ends exactly once."""
+    address, env = two_node_cluster
+    before = _alive_nodes_once_settled(address, env, tmp_path)
+    out = tmp_path / "out"
+    command = [*CLI, "demo", "--items", str(JOIN_ITEMS), "--latency-ms", "400", "--mode",
+               "link", "--address", address, "--out", str(out),
+               "--actors", str(len(before) + 1)]  # fmt: skip
+    demo = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert _wait_for_lines(out / "results.jsonl", 10, demo, deadline_s=240), "no records"
+        _cluster("add", int(address.rpartition(":")[2]), env)
+        stdout, stderr = demo.communicate(timeout=JOIN_TIMEOUT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, stdout + stderr
+    assert "accuracy: 100.00%" in stdout, stdout
+    ids = [record["id"] for record in read_results(out / "results.jsonl")]
+    assert len(ids) == len(set(ids)) == JOIN_ITEMS  # every container, each exactly once
+    summary = json.loads((out / "summary.json").read_text())
+    [joined] = [e for e in summary["node_events"] if e["event"] == "joined"]
+    assert joined["node"] not in before
+    assert joined.get("first_actor_after_s") is not None, summary["node_events"]
+    placement = summary["placement"]
+    assert placement[joined["node"]]["actors"] >= 1 and placement[joined["node"]]["records"] > 0
+    assert summary["failed_starts"] == 0, summary  # the actor with no room was never tried
+    assert "joined at" in stdout, stdout
+
+
+def _alive_nodes_once_settled(address: str, env: dict[str, str], cwd: Path) -> set[str]:
+    """The nodes Ray calls alive, once that agrees with the node processes still running: a
+    node killed by the test before stays "alive" until its health checks fail."""
+    import time
+
+    pids = Path(env["LANDMARK_CLUSTER_DIR"]).glob("node-*/pid")
+    running = sum(1 for pid in pids if _running(int(pid.read_text())))
+    deadline = time.monotonic() + 120
+    while True:
+        nodes = set(_cluster_actors(address, env, cwd)["nodes"])
+        if len(nodes) == running:
+            return nodes
+        assert time.monotonic() < deadline, f"Ray still has {len(nodes)} nodes, {running} run"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -147,3 +147,22 @@ def test_run_with_a_wrong_address_exits_1_naming_it(tmp_path, options, env, reas
     expected = f"landmark: the run could not finish: cannot reach the Ray cluster at '{address}'"
     assert last.startswith(expected), done.stderr
     assert reason in last, last
+
+
+def test_through_ray_client_an_output_folder_the_head_cannot_see_is_refused(tmp_path):
+    """Through ray:// the Coordinator writes results on the head: a folder that is not the
+    same disk there is an OutputError naming what to do, and the probe file is removed."""
+    from landmark.coordinator.preflight import OutputError
+
+    seen: list[str] = []
+
+    def elsewhere(path: str) -> bool:  # the head looks for the driver's file and misses it
+        seen.append(path)
+        return False
+
+    with pytest.raises(OutputError, match=r"not on a disk the Ray head shares.*shared file sys"):
+        driver.check_out_dir_is_shared(tmp_path, seen_on_head=elsewhere)
+    assert seen and not Path(seen[0]).exists() and list(tmp_path.iterdir()) == []
+
+    driver.check_out_dir_is_shared(tmp_path, seen_on_head=os.path.exists)  # a shared disk
+    assert list(tmp_path.iterdir()) == []

@@ -97,3 +97,16 @@ def test_records_are_counted_per_actor_and_placed_per_node():
     assert row == "node node-a: 1 actors, 2 records; node node-b: 2 actors, 1 records"
     one_node = {"node-a": {"actors": 2, "records": 3}}
     assert "placement" not in dict(summary_rows(summary(placement=one_node)))
+
+
+def test_nodes_that_joined_or_left_are_named_with_the_wait_for_their_first_actor():
+    events = [
+        {"event": "joined", "node": "1a2b3c4d5e", "at_s": 12.0, "cpus": 1.0,
+         "first_actor_after_s": 3.14},
+        {"event": "left", "node": "9f8e7d6c5b", "at_s": 40.25},
+    ]  # fmt: skip
+    row = dict(summary_rows(summary(node_events=events)))["nodes joined / left"]
+    assert row == (
+        "node 1a2b3c4d joined at 12.0 s (first actor 3.1 s later); node 9f8e7d6c left at 40.2 s"
+    )
+    assert "nodes joined / left" not in dict(summary_rows(summary(node_events=[])))
