@@ -1,4 +1,4 @@
-"""The ``landmark`` command: run, validate, control, doctor — and the commands that other
+"""The ``landmark`` command: run, validate, control, doctor, export — and the commands that other
 packages register (``demo``, ``site`` and ``bench`` come from ``benchmarks``, through the
 ``landmark.commands`` entry-point group, so the runtime never imports the research harness).
 
@@ -20,6 +20,7 @@ from landmark.actors.browser import BrowserNotFoundError
 from landmark.config.loading import JobFileError
 from landmark.config.settings import SettingsError
 from landmark.coordinator.driver import RunFailedError
+from landmark.coordinator.exporters import ExportError
 from landmark.coordinator.preflight import BudgetError, OutputError
 from landmark.coordinator.store import JobChangedError, StoreError
 from landmark.coordinator.store_config import StoreUrlError
@@ -72,6 +73,12 @@ def _cmd_control(args: argparse.Namespace) -> int:
         return control_command(args)
     except NoSuchRunError as error:
         raise UsageError(str(error)) from None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from landmark.coordinator.export_command import export_command
+
+    return export_command(args)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(handler=_cmd_doctor)
 
+    from landmark.coordinator.export_command import add_export_arguments
+
+    export = commands.add_parser("export", help="a run's records as csv, xlsx or parquet")
+    add_export_arguments(export)
+    export.set_defaults(handler=_cmd_export)
+
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(commands)
     for command in commands.choices.values():
@@ -215,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OutputError,
         BudgetError,
         StoreUrlError,
+        ExportError,
     ) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
     except (RunFailedError, StoreError) as error:

@@ -21,6 +21,7 @@ buffer written out and fsynced.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import sqlite3
@@ -245,6 +246,21 @@ class LocalStore:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def saved_field_names(out_dir: Path | str) -> list[str] | None:
+    """The job's field names, in its order, from the identity kept for resumes (read-only:
+    a run may be writing); None when there is no state or it cannot be read."""
+    state = Path(out_dir) / STATE_DIR / "state.sqlite"
+    if not state.is_file():
+        return None
+    try:
+        uri = f"{state.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'what'").fetchone()
+        return [field["name"] for field in json.loads(row[0])["fields"]]
+    except (sqlite3.Error, TypeError, KeyError, ValueError):
+        return None
 
 
 class LocalRecordCache:

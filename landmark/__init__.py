@@ -54,13 +54,17 @@ _EXPORTS = {
     "JobChangedError": "landmark.coordinator.store",
     "StoreError": "landmark.coordinator.store",
     "StoreUrlError": "landmark.coordinator.store_config",
+    "ExportError": "landmark.coordinator.exporters",
+    "MissingExtraError": "landmark.coordinator.exporters",
 }
 __all__ = [
     "BrowserNotFoundError",
     "BudgetError",
+    "ExportError",
     "JobChangedError",
     "JobFileError",
     "JobSpec",
+    "MissingExtraError",
     "OutputError",
     "RunFailedError",
     "RunResult",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
     from landmark.config.loading import JobFileError
     from landmark.config.settings import SettingsError
     from landmark.coordinator.driver import RunFailedError
+    from landmark.coordinator.exporters import ExportError, MissingExtraError
     from landmark.coordinator.preflight import BudgetError, OutputError
     from landmark.coordinator.store import JobChangedError, StoreError
     from landmark.coordinator.store_config import StoreUrlError
