@@ -8,6 +8,7 @@ or actors instead.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,22 @@ import pytest
 import redis
 
 T = TypeVar("T")
+
+
+# Set by landmark.logs.configure_logging for the Ray workers it starts; a test that runs the
+# CLI in this process must not pass its -q on to the commands later tests start.
+LOGGING_ENV = ("LANDMARK_LOG_LEVEL", "RAY_COLOR_PREFIX")
+
+
+@pytest.fixture(autouse=True)
+def _logging_env_restored() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in LOGGING_ENV}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
