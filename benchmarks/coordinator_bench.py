@@ -65,6 +65,9 @@ def start_ray(actors: int, attempts: int = RAY_START_ATTEMPTS) -> bool:
     return False
 
 
+UNLIMITED = 100_000  # BudgetSpec's upper bound for these settings
+
+
 def build_job(args: argparse.Namespace, out_dir: Path):
     overrides = {
         "sources.urls": [SOURCE],
@@ -72,9 +75,10 @@ def build_job(args: argparse.Namespace, out_dir: Path):
         "budget.actors": args.actors,
         "budget.pages_per_actor": args.pages,
         "budget.batch_size": args.batch_size,
-        "budget.max_in_flight": 1_000_000,
-        "budget.domain_concurrency": 1_000_000,
-        "budget.domain_rate": 1e9,
+        # the most the job allows: nothing but the coordinator limits the rate
+        "budget.max_in_flight": UNLIMITED,
+        "budget.domain_concurrency": UNLIMITED,
+        "budget.domain_rate": UNLIMITED,
         "output.dir": str(out_dir),
         "cache.enabled": not args.no_cache,
     }

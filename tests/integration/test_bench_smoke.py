@@ -98,3 +98,16 @@ def test_hostile_runs_each_scenario_as_a_job_and_prints_the_table(ray_session, t
     report = tmp_path / "RESULTS.md"
     assert main(["report", "--results-dir", str(tmp_path), "--report", str(report)]) == 0
     assert "## hostile" in report.read_text()
+
+
+def test_coordinator_bench_runs_its_job_to_the_end(tmp_path):
+    """The coordinator benchmark's job must stay valid as the job's settings gain bounds
+    (it once asked for budget.max_in_flight=1,000,000, over the limit, and did not start).
+    It starts its own local Ray, so it runs in a process of its own."""
+    import subprocess
+    import sys
+
+    bench = [sys.executable, "-m", "landmark.benchmarks.coordinator_bench", "--containers", "500"]
+    done = subprocess.run(bench, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "records 500" in done.stdout and "containers/s" in done.stdout, done.stdout
