@@ -317,32 +317,53 @@ async def bare_run(
 ) -> Run:
     """Each page takes every pages-th container; warmed like the actor's pages first."""
     async with bare_pages(found, pages, viewport) as slots:
+        await bare_warm(slots, mode, base, ids)
+        return await bare_loop(slots, mode, base, ids, latency)
+
+
+async def bare_warm(slots: list, mode: str, base: str, ids: list[str]) -> None:
+    """Every page opens the gallery and its last cards (click) or an item (link), as
+    ``warm_pages`` does for the actor's pages, so neither side measures its first load."""
+    if mode == "click":
+        await asyncio.gather(*(p.goto(base, wait_until="domcontentloaded") for p in slots))
+        last = len(ids) - 1
+        await asyncio.gather(*(bare_click_one(p, last - k) for k, p in enumerate(slots)))
+    else:
+        await asyncio.gather(*(bare_link_one(p, base, ids[k]) for k, p in enumerate(slots)))
+
+
+async def bare_loop(
+    slots: list,
+    mode: str,
+    base: str,
+    ids: list[str],
+    latency: dict[str, float],
+    span: range | None = None,
+) -> Run:
+    """The measured bare loop on warmed pages over the positions in ``span`` (default: all):
+    page k takes the k-th of them, the k+len(slots)-th, ..."""
+    pages = len(slots)
+    positions = span if span is not None else range(len(ids))
+
+    async def one(page, index: int) -> dict[str, Any]:
         if mode == "click":
-            await asyncio.gather(*(p.goto(base, wait_until="domcontentloaded") for p in slots))
-            last = len(ids) - 1
-            await asyncio.gather(*(bare_click_one(p, last - k) for k, p in enumerate(slots)))
-        else:
-            await asyncio.gather(*(bare_link_one(p, base, ids[k]) for k, p in enumerate(slots)))
+            return await bare_click_one(page, index)
+        return await bare_link_one(page, base, ids[index])
 
-        async def one(page, index: int) -> dict[str, Any]:
-            if mode == "click":
-                return await bare_click_one(page, index)
-            return await bare_link_one(page, base, ids[index])
+    async def slot_loop(run: Run, k: int) -> None:
+        for index in positions[k::pages]:
+            began = time.monotonic()
+            record = await one(slots[k], index)
+            wall_ms = (time.monotonic() - began) * 1000
+            run.per_container_ms.append(wall_ms)
+            run.overhead_ms.append(wall_ms - latency.get(record["id"] or "", 0.0))
+            run.records.append(record)
 
-        async def slot_loop(run: Run, k: int) -> None:
-            for index in range(k, len(ids), pages):
-                began = time.monotonic()
-                record = await one(slots[k], index)
-                wall_ms = (time.monotonic() - began) * 1000
-                run.per_container_ms.append(wall_ms)
-                run.overhead_ms.append(wall_ms - latency.get(record["id"] or "", 0.0))
-                run.records.append(record)
+    async def body(run: Run) -> None:
+        await asyncio.gather(*(slot_loop(run, k) for k in range(pages)))
+        run.count = len(positions)
 
-        async def body(run: Run) -> None:
-            await asyncio.gather(*(slot_loop(run, k) for k in range(pages)))
-            run.count = len(ids)
-
-        return await measured(f"bare {mode} {pages}p", body)
+    return await measured(f"bare {mode} {pages}p", body)
 
 
 # -- reporting ----------------------------------------------------------------------------

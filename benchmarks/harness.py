@@ -31,7 +31,7 @@ from landmark.benchmarks.scenarios import SCENARIOS, Bench
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile", "accuracy"]
+CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile", "accuracy", "profile"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -83,8 +83,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--targets", type=_names, metavar="TARGET,...", help="what to kill (default: each in turn)"
     )
     from landmark.benchmarks.hostile import add_hostile_arguments
+    from landmark.benchmarks.profile import add_profile_arguments
 
     add_hostile_arguments(parser)
+    add_profile_arguments(parser)
     accuracy = parser.add_argument_group("accuracy (real pages; see benchmarks/accuracy/)")
     accuracy.add_argument("--sites", type=_names, metavar="SITE,...", help="these sites only")
     accuracy.add_argument(
@@ -103,6 +105,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _hostile(args)
     if args.scenario == "accuracy":
         return _accuracy(args)
+    if args.scenario == "profile":
+        from landmark.benchmarks.profile import run_profile_command
+
+        return run_profile_command(args)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     bench = Bench(
         quick=args.quick,
