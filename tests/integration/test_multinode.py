@@ -271,6 +271,7 @@ def test_demo_spreads_browser_actors_over_two_nodes(two_node_cluster, tmp_path):
     assert "placement" in demo.stdout
     [joined] = [line for line in demo.stderr.splitlines() if "joined the Ray cluster at" in line]
     assert address.rpartition(":")[2] in joined and "(2 node(s), 2 CPUs)" in joined, joined
+    assert "working_dir" not in demo.stderr  # the package travels as py_modules, nothing else
 
 
 def test_through_ray_client_the_results_land_in_the_folder_asked(two_node_cluster, tmp_path):
@@ -524,6 +525,8 @@ def test_a_node_that_joins_mid_run_gets_an_actor(two_node_cluster, tmp_path):
     assert placement[joined["node"]]["actors"] >= 1 and placement[joined["node"]]["records"] > 0
     assert summary["failed_starts"] == 0, summary  # the actor with no room was never tried
     assert "joined at" in stdout, stdout
+    # the Coordinator's own log lines reach the driver, through Ray, at the driver's level
+    assert "(Coordinator pid=" in stderr and "joined the cluster (1 CPUs)" in stderr, stderr
 
 
 def _alive_nodes_once_settled(address: str, env: dict[str, str], cwd: Path) -> set[str]:
