@@ -10,6 +10,7 @@ same gallery is served from it unless ``--no-cache`` is given.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ from landmark.benchmarks.site import SiteConfig, start_site_process
 from landmark.benchmarks.site.config import DEFAULT_PORT, HOST
 from landmark.config.loading import load_job
 from landmark.coordinator.driver import check_browser, exit_status, job_overrides, run_job
+from landmark.coordinator.preflight import resolve_actors
 from landmark.coordinator.report import print_summary
 from landmark.coordinator.store import read_results
 
@@ -57,9 +59,12 @@ def run_demo(args: argparse.Namespace) -> int:
         overrides["sources.urls"] = [site.url]
         job = load_job(EXAMPLE_JOB, overrides)
         check_browser(job)
+        if not (args.address or os.environ.get("RAY_ADDRESS")):
+            job = resolve_actors(job, os.cpu_count() or 1)  # what the run will do, said first
+        actors = job.budget.actors or "auto"
         console.print(
             f"[bold]landmark demo[/]: {args.items} items at {site.url} "
-            f"({args.mode} mode, {job.budget.actors} actors × {job.budget.pages_per_actor} pages)"
+            f"({args.mode} mode, {actors} actors × {job.budget.pages_per_actor} pages)"
         )
         summary = run_job(
             job,

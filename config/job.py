@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    BeforeValidator,
     Field,
     ValidationInfo,
     field_validator,
@@ -220,8 +221,22 @@ class DownloadSpec(Spec):
         return self
 
 
+AUTO = "auto"
+ActorCount = Annotated[int, Field(ge=1, le=1024)]
+
+
+def _auto_is_none(value: object) -> object:
+    """``actors: auto`` is kept as None (a plain optional int gives one clear error for a
+    bad value, where a union with a literal gives two)."""
+    return None if value == AUTO else value
+
+
 class BudgetSpec(Spec):
-    actors: int = Field(default=2, ge=1, le=1024, description="BrowserActors to start.")
+    actors: Annotated[ActorCount | None, BeforeValidator(_auto_is_none)] = Field(
+        default=None,
+        description="BrowserActors to start; auto (the default, also spelled null): one per "
+        "two CPUs of this machine, or of the cluster joined, at least one.",
+    )
     pages_per_actor: int = Field(default=4, ge=1, le=64, description="Pages (slots) per actor.")
     max_in_flight: int = Field(
         default=64, ge=1, le=100_000, description="Containers in flight, all actors."

@@ -24,7 +24,12 @@ from landmark.actors.browser import find_browser
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
 from landmark.config.settings import Settings, parse_set_options
-from landmark.coordinator.preflight import OutputError, check_actors_fit, check_output
+from landmark.coordinator.preflight import (
+    OutputError,
+    check_actors_fit,
+    check_output,
+    resolve_actors,
+)
 from landmark.coordinator.ray_setup import (
     NAMESPACE,
     RayStartError,
@@ -116,19 +121,24 @@ def run_job(
     out_dir = check_output(out_dir, (job.output.results, job.output.summary, job.output.record_log))
     browsers = actor_class is None  # the coordinator bench's no-op actors run no browser
     joining = address or os.environ.get("RAY_ADDRESS")
+    if not joining:
+        job = resolve_actors(job, os.cpu_count() or 1)
     if browsers and not joining:
         check_actors_fit(job.budget.actors, os.cpu_count() or 1, "this machine")
     store_url = store_url or Settings.from_env().redis_url
     store = StoreConfig.for_job(job, out_dir, store_url)
     prepare_store(store, JobIdentity.of(job, sources), fresh=fresh, say=say)
     try:
-        init_ray(address, job.budget.actors)
+        init_ray(address, job.budget.actors or 1)  # joining: resolved from the cluster below
     except RayStartError as error:
         raise RunFailedError(str(error)) from None
-    if browsers and joining:
+    if joining:
         import ray
 
-        check_actors_fit(job.budget.actors, ray.cluster_resources().get("CPU", 0), "the cluster")
+        cpus = ray.cluster_resources().get("CPU", 0)
+        job = resolve_actors(job, cpus)
+        if browsers:
+            check_actors_fit(job.budget.actors, cpus, "the cluster")
     if joining:
         check_out_dir_is_shared(out_dir)
     try:

@@ -10,7 +10,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from landmark.config.job import JobSpec
+
 ACTORS_PER_CPU = 4  # each BrowserActor runs a Chromium; past this they only queue
+CPUS_PER_ACTOR = 2  # budget.actors: auto (see actors_for)
 
 
 class OutputError(ValueError):
@@ -62,6 +65,26 @@ def _check_file(out_dir: Path, name: str) -> Path:
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"output file {path}: {parent} is a file, not a folder")
     return path.parent
+
+
+def actors_for(cpus: float) -> int:
+    """``budget.actors: auto``: one BrowserActor per :data:`CPUS_PER_ACTOR` CPUs, at least one.
+
+    Why two: a BrowserActor keeps far more than its own process busy (its Chromium's
+    renderers, browser and GPU processes, Playwright's driver; ``landmark bench profile``
+    shows ~36 ms of CPU per container over those processes, 5 ms of it in the actor's
+    Python), and on the 2-core machine ``landmark bench scaling`` measured one actor × 4
+    pages at 455 containers/min against 370 for two actors × 4 and 198 for four.
+    Pages per actor then come from each node's memory (:mod:`~coordinator.placement`)."""
+    return max(1, int(cpus) // CPUS_PER_ACTOR)
+
+
+def resolve_actors(job: JobSpec, cpus: float) -> JobSpec:
+    """``job`` with ``budget.actors`` a number: ``auto`` becomes :func:`actors_for` ``cpus``."""
+    if job.budget.actors is not None:  # None: auto
+        return job
+    budget = job.budget.model_copy(update={"actors": actors_for(cpus)})
+    return job.model_copy(update={"budget": budget})
 
 
 def check_actors_fit(actors: int, cpus: float, where: str) -> None:

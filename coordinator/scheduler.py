@@ -89,6 +89,8 @@ class Scheduler:
         self.ledger = Ledger(job.retries, rng=rng or random.Random(0))
         self.budget = Budget.from_spec(job.budget)
         self.breaker = CircuitBreaker.from_spec(job.retries)
+        if job.budget.actors is None:
+            raise ValueError("budget.actors is auto: resolve it first (preflight.resolve_actors)")
         self.roster = Roster(
             job.budget.actors,
             job.budget.pages_per_actor,

@@ -275,3 +275,22 @@ def test_any_sources_file_gives_urls_or_numbered_lines(lines, tmp_path):
         assert str(error).startswith(f"{path}: ")
     else:
         assert urls and all(u.split(":", 1)[0] in ("http", "https") for u in urls)
+
+
+def test_actors_auto_is_one_per_two_cpus_and_an_explicit_count_is_kept():
+    from importlib import resources
+
+    from landmark.config.loading import JobFileError, load_job
+    from landmark.coordinator.preflight import actors_for, resolve_actors
+
+    example = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
+    assert [actors_for(cpus) for cpus in (0, 1, 2, 3, 8, 64.5)] == [1, 1, 1, 1, 4, 32]
+    auto = load_job(example, {"budget.actors": "auto"})
+    assert auto.budget.actors is None  # the default, and the example job's setting
+    assert load_job(example).budget.actors is None
+    assert resolve_actors(auto, 8).budget.actors == 4
+    assert resolve_actors(auto, 2).budget.actors == 1
+    fixed = load_job(example, {"budget.actors": 3})
+    assert resolve_actors(fixed, 64) is fixed
+    with pytest.raises(JobFileError, match=r"budget\.actors: Input should be a valid integer"):
+        load_job(example, {"budget.actors": "many"})
