@@ -60,7 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
         job = load_job(EXAMPLE_JOB, overrides)
         check_browser(job)
         if not (args.address or os.environ.get("RAY_ADDRESS")):
-            job = resolve_actors(job, os.cpu_count() or 1)  # what the run will do, said first
+            job = resolve_actors(job, [os.cpu_count() or 1])  # what the run will do, said first
         actors = job.budget.actors or "auto"
         console.print(
             f"[bold]landmark demo[/]: {args.items} items at {site.url} "

@@ -235,7 +235,8 @@ class BudgetSpec(Spec):
     actors: Annotated[ActorCount | None, BeforeValidator(_auto_is_none)] = Field(
         default=None,
         description="BrowserActors to start; auto (the default, also spelled null): one per "
-        "two CPUs of this machine, or of the cluster joined, at least one.",
+        "two CPUs of each node (this machine, or each node of the cluster joined), at least "
+        "one a node.",
     )
     pages_per_actor: int = Field(default=4, ge=1, le=64, description="Pages (slots) per actor.")
     max_in_flight: int = Field(

@@ -24,6 +24,7 @@ from landmark.actors.browser import find_browser
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
 from landmark.config.settings import Settings, parse_set_options
+from landmark.coordinator.node_watch import read_alive_nodes
 from landmark.coordinator.preflight import (
     OutputError,
     check_actors_fit,
@@ -122,7 +123,7 @@ def run_job(
     browsers = actor_class is None  # the coordinator bench's no-op actors run no browser
     joining = address or os.environ.get("RAY_ADDRESS")
     if not joining:
-        job = resolve_actors(job, os.cpu_count() or 1)
+        job = resolve_actors(job, [os.cpu_count() or 1])
     if browsers and not joining:
         check_actors_fit(job.budget.actors, os.cpu_count() or 1, "this machine")
     store_url = store_url or Settings.from_env().redis_url
@@ -136,7 +137,7 @@ def run_job(
         import ray
 
         cpus = ray.cluster_resources().get("CPU", 0)
-        job = resolve_actors(job, cpus)
+        job = resolve_actors(job, [node.cpus for node in read_alive_nodes()])
         if browsers:
             check_actors_fit(job.budget.actors, cpus, "the cluster")
     if joining:

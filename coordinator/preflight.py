@@ -67,23 +67,26 @@ def _check_file(out_dir: Path, name: str) -> Path:
     return path.parent
 
 
-def actors_for(cpus: float) -> int:
-    """``budget.actors: auto``: one BrowserActor per :data:`CPUS_PER_ACTOR` CPUs, at least one.
+def actors_for(node_cpus: Iterable[float]) -> int:
+    """``budget.actors: auto``: on each node with a CPU, one BrowserActor per
+    :data:`CPUS_PER_ACTOR` of its CPUs, at least one; at least one in all.
 
     Why two: a BrowserActor keeps far more than its own process busy (its Chromium's
     renderers, browser and GPU processes, Playwright's driver; ``landmark bench profile``
     shows ~36 ms of CPU per container over those processes, 5 ms of it in the actor's
     Python), and on the 2-core machine ``landmark bench scaling`` measured one actor × 4
-    pages at 455 containers/min against 370 for two actors × 4 and 198 for four.
-    Pages per actor then come from each node's memory (:mod:`~coordinator.placement`)."""
-    return max(1, int(cpus) // CPUS_PER_ACTOR)
+    pages at 455 containers/min against 370 for two actors × 4 and 198 for four. Counted
+    per node because a browser's processes run on its actor's node. Pages per actor then
+    come from each node's memory (:mod:`~coordinator.placement`)."""
+    per_node = [max(1, int(cpus) // CPUS_PER_ACTOR) for cpus in node_cpus if cpus >= 1]
+    return max(1, sum(per_node))
 
 
-def resolve_actors(job: JobSpec, cpus: float) -> JobSpec:
-    """``job`` with ``budget.actors`` a number: ``auto`` becomes :func:`actors_for` ``cpus``."""
+def resolve_actors(job: JobSpec, node_cpus: Iterable[float]) -> JobSpec:
+    """``job`` with ``budget.actors`` a number: ``auto`` becomes :func:`actors_for`."""
     if job.budget.actors is not None:  # None: auto
         return job
-    budget = job.budget.model_copy(update={"actors": actors_for(cpus)})
+    budget = job.budget.model_copy(update={"actors": actors_for(node_cpus)})
     return job.model_copy(update={"budget": budget})
 
 

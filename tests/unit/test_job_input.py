@@ -284,13 +284,15 @@ def test_actors_auto_is_one_per_two_cpus_and_an_explicit_count_is_kept():
     from landmark.coordinator.preflight import actors_for, resolve_actors
 
     example = Path(str(resources.files("landmark.config").joinpath("examples/gallery.yaml")))
-    assert [actors_for(cpus) for cpus in (0, 1, 2, 3, 8, 64.5)] == [1, 1, 1, 1, 4, 32]
+    assert [actors_for([cpus]) for cpus in (0, 1, 2, 3, 8, 64.5)] == [1, 1, 1, 1, 4, 32]
+    assert actors_for([1, 1]) == 2  # per node: each node's browser runs there
+    assert actors_for([0, 8, 8, 3]) == 9  # a head with no CPU takes none
     auto = load_job(example, {"budget.actors": "auto"})
     assert auto.budget.actors is None  # the default, and the example job's setting
     assert load_job(example).budget.actors is None
-    assert resolve_actors(auto, 8).budget.actors == 4
-    assert resolve_actors(auto, 2).budget.actors == 1
+    assert resolve_actors(auto, [8]).budget.actors == 4
+    assert resolve_actors(auto, [2]).budget.actors == 1
     fixed = load_job(example, {"budget.actors": 3})
-    assert resolve_actors(fixed, 64) is fixed
+    assert resolve_actors(fixed, [64]) is fixed
     with pytest.raises(JobFileError, match=r"budget\.actors: Input should be a valid integer"):
         load_job(example, {"budget.actors": "many"})
