@@ -440,15 +440,30 @@ def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_
     out = tmp_path / "out"
     command = [*CLI, "demo", "--items", str(LOSS_ITEMS), "--latency-ms", "50", "--address",
                address, "--out", str(out), "--set", "timeouts.actor_start=20s"]  # fmt: skip
-    demo = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+
+    def kill_the_worker_node(demo: subprocess.Popen) -> None:
         # both nodes' actors at work: the kill takes one that is extracting
         assert _wait_for_lines(out / "results.jsonl", 30, demo, 240, actors=2), "no records"
         worker = int((Path(env["LANDMARK_CLUSTER_DIR"]) / "node-1" / "pid").read_text())
         os.killpg(worker, 9)
-        stdout, stderr = demo.communicate(timeout=LOSS_TIMEOUT_S)
+
+    _, _, summary = _demo_during(command, tmp_path, env, kill_the_worker_node, LOSS_TIMEOUT_S)
+    assert summary["completed"] and summary["actor_deaths"] >= 1, summary
+
+
+def _demo_during(
+    command: list[str], cwd: Path, env: dict[str, str], act, timeout_s: float
+) -> tuple[str, str, dict[str, Any]]:
+    """The demo ``command`` with ``act(demo)`` done while it runs; it must then end well,
+    100% accurate, every container exactly once. Its stdout, stderr and summary."""
+    out = Path(command[command.index("--out") + 1])
+    items = int(command[command.index("--items") + 1])
+    demo = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        act(demo)
+        stdout, stderr = demo.communicate(timeout=timeout_s)
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -456,9 +471,8 @@ def test_a_run_that_loses_a_worker_node_ends_with_every_container_once(two_node_
     assert demo.returncode == 0, stdout + stderr
     assert "accuracy: 100.00%" in stdout, stdout
     ids = [record["id"] for record in read_results(out / "results.jsonl")]
-    assert len(ids) == len(set(ids)) == LOSS_ITEMS  # every container, each exactly once
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["completed"] and summary["actor_deaths"] >= 1, summary
+    assert len(ids) == len(set(ids)) == items  # every container, each exactly once
+    return stdout, stderr, json.loads((out / "summary.json").read_text())
 
 
 def _wait_for_lines(
@@ -502,22 +516,12 @@ def test_a_node_that_joins_mid_run_gets_an_actor(two_node_cluster, tmp_path):
     command = [*CLI, "demo", "--items", str(JOIN_ITEMS), "--latency-ms", "400", "--mode",
                "link", "--address", address, "--out", str(out),
                "--actors", str(len(before) + 1)]  # fmt: skip
-    demo = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+
+    def add_a_node(demo: subprocess.Popen) -> None:
         assert _wait_for_lines(out / "results.jsonl", 10, demo, deadline_s=240), "no records"
         _cluster("add", int(address.rpartition(":")[2]), env)
-        stdout, stderr = demo.communicate(timeout=JOIN_TIMEOUT_S)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.communicate()
-    assert demo.returncode == 0, stdout + stderr
-    assert "accuracy: 100.00%" in stdout, stdout
-    ids = [record["id"] for record in read_results(out / "results.jsonl")]
-    assert len(ids) == len(set(ids)) == JOIN_ITEMS  # every container, each exactly once
-    summary = json.loads((out / "summary.json").read_text())
+
+    stdout, stderr, summary = _demo_during(command, tmp_path, env, add_a_node, JOIN_TIMEOUT_S)
     [joined] = [e for e in summary["node_events"] if e["event"] == "joined"]
     assert joined["node"] not in before
     assert joined.get("first_actor_after_s") is not None, summary["node_events"]
