@@ -63,8 +63,8 @@ def run_demo(args: argparse.Namespace) -> int:
             job = resolve_actors(job, [os.cpu_count() or 1])  # what the run will do, said first
         actors = job.budget.actors or "auto"
         console.print(
-            f"[bold]landmark demo[/]: {args.items} items at {site.url} "
-            f"({args.mode} mode, {actors} actors × {job.budget.pages_per_actor} pages)"
+            f"[bold]landmark demo[/]: {args.items} items at {site.url} ({args.mode} mode, "
+            f"{actors} actor{'' if actors == 1 else 's'} × {job.budget.pages_per_actor} pages)"
         )
         summary = run_job(
             job,
