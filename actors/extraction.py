@@ -9,8 +9,12 @@ into typed values (``finish_value``), which is pure Python and needs no browser.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import math
 import re
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
@@ -36,13 +40,22 @@ _WS = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\
 # Direction marks are invisible: "ASIN\u200f:\u200e" is the label "ASIN:". Dropped, not spaced.
 _BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
-# The hot path: settle if the namespace is there, else say so (no exception, no 2nd call).
-_SETTLE_CALL = """([spec, timeoutMs, quietMs, errorSelector]) => window.__landmark
-    ? window.__landmark.settle(spec, timeoutMs, quietMs, errorSelector)
-    : {missing: true}"""
-_RESOLVE_CALL = """(spec) => window.__landmark
-    ? {state: "ready", result: window.__landmark.resolve(spec), errorText: null, waitedMs: 0}
-    : {missing: true}"""
+# The hot path: settle if the namespace is there, else say so (no exception, no 2nd call);
+# the plan travels once per document (see evaluate_planned).
+_SETTLE_CALL = """([key, spec, timeoutMs, quietMs, errorSelector]) => {
+  const L = window.__landmark;
+  if (!L) return {missing: true};
+  const plan = L.plan(key, spec);
+  if (!plan) return {missingPlan: true};
+  return L.settle(plan, timeoutMs, quietMs, errorSelector).then(L.wire);
+}"""
+_RESOLVE_CALL = """([key, spec]) => {
+  const L = window.__landmark;
+  if (!L) return {missing: true};
+  const plan = L.plan(key, spec);
+  if (!plan) return {missingPlan: true};
+  return L.wire({state: "ready", result: L.resolve(plan), errorText: null, waitedMs: 0});
+}"""
 
 # page.evaluate has no deadline of its own; a page stuck in a busy loop would hang us.
 _EVALUATE_GRACE = timedelta(seconds=5)
@@ -127,37 +140,139 @@ async def settle_and_resolve(
     """Wait for the container's fields and read them all, in one ``page.evaluate``.
 
     A second and third call happen only when the document lacks the script (no init
-    script, or a fresh navigation): install it, then ask again.
+    script, or a fresh navigation): install it, then ask again; a second one when the
+    document lost the plan it was sent (see :func:`evaluate_planned`).
     """
     spec = {"root": root, "fields": plan}
-    args = [spec, _ms(timeout), _ms(quiet), error_selector]
+    rest = [_ms(timeout), _ms(quiet), error_selector]
     deadline = (timeout + _EVALUATE_GRACE).total_seconds()
-    return await _call(page, _SETTLE_CALL, args, deadline)
+    async with asyncio.timeout(deadline):
+        return parse_settled(await call_planned(page, _SETTLE_CALL, spec, rest), plan)
 
 
 async def resolve_now(page: Page, root: str | None, plan: list[dict[str, Any]]) -> Settled:
     """Read the fields as the page stands, without waiting: one ``page.evaluate``."""
     spec = {"root": root, "fields": plan}
-    return await _call(page, _RESOLVE_CALL, spec, _EVALUATE_GRACE.total_seconds())
+    async with asyncio.timeout(_EVALUATE_GRACE.total_seconds()):
+        return parse_settled(await call_planned(page, _RESOLVE_CALL, spec, []), plan)
 
 
-async def _call(page: Page, expression: str, arg: Any, deadline: float) -> Settled:
-    async with asyncio.timeout(deadline):
-        answer = await page.evaluate(expression, arg)
-        if answer.get("missing"):
-            await ensure_installed(page)
-            answer = await page.evaluate(expression, arg)
-    if answer.get("missing"):
+# -- the plan, once per document ------------------------------------------------------------
+
+PLANS_KEPT = 16  # as many as landmarks.js keeps per document
+
+
+class _Held:
+    """The plan keys a page's current document holds, as far as Python knows: filled as
+    plans are sent, emptied when the main frame navigates (a new document starts with none).
+    Only a guess, and a safe one: a document that lacks a plan says so and is sent it.
+    (No ``__slots__``: Playwright keeps its wrapper of ``navigated`` on the instance.)"""
+
+    def __init__(self) -> None:
+        self.keys: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        self.keys[key] = None
+        self.keys.move_to_end(key)
+        while len(self.keys) > PLANS_KEPT:
+            self.keys.popitem(last=False)
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+    def navigated(self, frame: Any) -> None:
+        if frame.parent_frame is None:
+            self.keys.clear()
+
+
+_HELD: weakref.WeakKeyDictionary[Any, _Held] = weakref.WeakKeyDictionary()
+
+
+def _held(page: Any) -> _Held:
+    held = _HELD.get(page)
+    if held is None:
+        held = _HELD[page] = _Held()
+        on = getattr(page, "on", None)  # a stand-in page (tests) may have no events
+        if on is not None:
+            on("framenavigated", held.navigated)
+    return held
+
+
+def plan_key(spec: dict[str, Any]) -> str:
+    """The plan's own digest: the same plan has the same key in every page and process, and
+    any change (a learned order, a cached path) makes a new one, sent once."""
+    text = json.dumps(spec, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+async def evaluate_planned(page: Page, expression: str, spec: dict[str, Any], rest: list) -> Any:
+    """``page.evaluate(expression, [key, spec_or_null, *rest])``: the plan ``spec`` is sent
+    only when the page's document is not known to hold it, else just its key. A document
+    that lost it (navigated, reloaded, evicted it) answers ``{missingPlan: true}`` and is
+    sent it again: one more call, never a failure. ``{missing: true}`` (no landmarks.js)
+    is returned as is, for the caller to install it."""
+    key = plan_key(spec)
+    held = _held(page)
+    sent = key not in held
+    answer = _decoded(await page.evaluate(expression, [key, spec if sent else None, *rest]))
+    if not sent and _said(answer, "missingPlan"):
+        sent = True
+        answer = _decoded(await page.evaluate(expression, [key, spec, *rest]))
+    if _said(answer, "missing") or _said(answer, "missingPlan"):
+        held.clear()
+    else:
+        held.add(key)
+    return answer
+
+
+async def call_planned(page: Page, expression: str, spec: dict[str, Any], rest: list) -> Any:
+    """:func:`evaluate_planned`, installing landmarks.js first if the document lacks it."""
+    answer = await evaluate_planned(page, expression, spec, rest)
+    if _said(answer, "missing"):
+        await ensure_installed(page)
+        answer = await evaluate_planned(page, expression, spec, rest)
+    if _said(answer, "missing") or _said(answer, "missingPlan"):
         raise RuntimeError("landmarks.js could not be installed in the page")
-    return parse_settled(answer)
+    return answer
 
 
-def parse_settled(answer: dict[str, Any]) -> Settled:
-    """The page's answer to ``settle`` (or a call that ends in it) as a :class:`Settled`."""
+def _decoded(answer: Any) -> Any:
+    """An answer comes as landmarks.js's ``wire()`` JSON text; a flag as a plain object."""
+    return json.loads(answer) if isinstance(answer, str) else answer
+
+
+def _said(answer: Any, flag: str) -> bool:
+    return isinstance(answer, dict) and bool(answer.get(flag))
+
+
+def parse_settled(answer: dict[str, Any], plan: list[dict[str, Any]] | None = None) -> Settled:
+    """The page's answer to ``settle`` (or a call that ends in it) as a :class:`Settled`.
+
+    The page leaves out what it need not send (``wire()`` in landmarks.js): every field
+    gets its ``value``, ``strategy``, ``error`` and ``path`` back here, None when absent, and
+    a field read through its cached path gets that path from ``plan``, which sent it.
+    """
     result = answer.get("result") or {}
+    cached = {entry["name"]: entry.get("cachedPath") for entry in plan or ()}
+    fields = {}
+    for name, raw in (result.get("fields") or {}).items():
+        strategy = raw.get("strategy")
+        path = raw.get("path")
+        if path is None and strategy == "cached":
+            path = cached.get(name)
+        fields[name] = {
+            **raw,
+            "value": raw.get("value"),
+            "strategy": strategy,
+            "error": raw.get("error"),
+            "path": list(path) if path is not None else None,
+        }
     return Settled(
         state=answer["state"],
-        fields=dict(result.get("fields") or {}),
+        fields=fields,
         error_text=answer.get("errorText"),
         waited_ms=float(answer.get("waitedMs") or 0.0),
         root_found=bool(result.get("rootFound", False)),
@@ -332,13 +447,16 @@ __all__ = [
     "LANDMARKS_JS",
     "Finished",
     "Settled",
+    "call_planned",
     "collapse",
     "ensure_installed",
+    "evaluate_planned",
     "field_plan",
     "finish_default",
     "finish_field",
     "finish_value",
     "normalise_label",
+    "plan_key",
     "resolve_now",
     "settle_and_resolve",
 ]

@@ -239,5 +239,22 @@
       const t3 = performance.now();
       return { ok: true, closeMs: t1 - t0, seekMs: t2 - t1, clickMs: t3 - t2 };
     },
+
+    // Click mode's whole container in one call: open the card's panel, then wait for its
+    // fields and read them (landmarks.js). `spec` is the plan (root, fields, and the
+    // gallery's fixed arguments under `opening`), or null when the document should hold it
+    // under `key`; `each` is what changes per container (id, href, deadlines). A document
+    // without the plan says so before anything is clicked. The answer is landmarks.js's
+    // wire() text.
+    async openAndSettle(key, spec, each, timeoutMs, quietMs, errorSelector) {
+      const landmark = window.__landmark;
+      if (!landmark) return { missing: true };
+      const plan = landmark.plan(key, spec);
+      if (!plan) return { missingPlan: true };
+      const opened = await this.open({ ...plan.opening, ...each });
+      if (!opened.ok) return landmark.wire({ opened });
+      const settled = await landmark.settle(plan, timeoutMs, quietMs, errorSelector);
+      return landmark.wire({ ...settled, opened });
+    },
   };
 })();

@@ -4,9 +4,13 @@
 // init script) and then calls window.__landmark.settle(...) once per container, so the
 // whole wait-and-read costs one CDP round trip. Labels arrive already normalised by the
 // Python twin of normalise(); keep the two in step.
+//
+// The plan (root, fields, labels, regexes, strategy orders, cached paths) is the same for
+// container after container: Python sends it once per document with its key, and then the
+// key alone (see plan() below and extraction.evaluate_planned).
 (() => {
   'use strict';
-  const VERSION = 2;
+  const VERSION = 3;
   if (window.__landmark && window.__landmark.version === VERSION) return;
 
   // JavaScript's \s plus the zero-width space; the Python twin uses the same class.
@@ -751,5 +755,43 @@
     });
   }
 
-  window.__landmark = Object.freeze({ version: VERSION, normalise, resolve, settle });
+  // The plans this document holds, by key, the most recently used last. A call brings its
+  // plan when Python does not know the document to hold it; otherwise only the key, and
+  // null here means "send it again" (a new document, or a plan evicted).
+  const PLANS_KEPT = 16;
+  const plans = new Map();
+  function plan(key, spec) {
+    const held = spec || plans.get(key);
+    if (!held) return null;
+    plans.delete(key);
+    plans.set(key, held);
+    if (plans.size > PLANS_KEPT) plans.delete(plans.keys().next().value);
+    return held;
+  }
+
+  // An answer (settle's, or resolve's wrapped like it) as Python reads it: one JSON text,
+  // which crosses CDP, the driver and the Playwright client as a single string instead of
+  // a tree of tagged values, without what Python does not use (the root's error, a field's
+  // null error, strategy or path, and the path of a cached field, which Python sent).
+  function wire(answer) {
+    const out = { ...answer };
+    const result = answer.result;
+    if (result) {
+      const fields = {};
+      for (const name of Object.keys(result.fields)) {
+        const r = result.fields[name];
+        const f = {};
+        if (r.value !== null) f.value = r.value;
+        if (r.strategy !== null) f.strategy = r.strategy;
+        if (r.error !== null) f.error = r.error;
+        if (r.path !== null && r.strategy !== 'cached') f.path = r.path;
+        if (r.others) Object.assign(f, { others: r.others, label: r.label });
+        fields[name] = f;
+      }
+      out.result = { fields, rootFound: result.rootFound };
+    }
+    return JSON.stringify(out);
+  }
+
+  window.__landmark = Object.freeze({ version: VERSION, normalise, plan, resolve, settle, wire });
 })();

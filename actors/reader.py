@@ -40,6 +40,7 @@ from landmark.actors.downloads import (
 )
 from landmark.actors.extraction import (
     Settled,
+    call_planned,
     field_plan,
     finish_field,
     parse_settled,
@@ -57,13 +58,8 @@ SETTLE_QUIET_MS = 100  # a panel with a field missing is read once the DOM is qu
 DOWNLOAD_RESERVE_S = 1.0  # a download stops this long before its container's deadline
 SELF_NAVIGATIONS = 3  # hops a page may make on its own while read before it is given up
 
-# Click mode's hot path: open the card's panel and read it in one round trip.
-OPEN_AND_SETTLE = """async ([opening, spec, timeoutMs, quietMs, errorSelector]) => {
-  const opened = await window.__landmarkGallery.open(opening);
-  if (!opened.ok) return {opened};
-  const settled = await window.__landmark.settle(spec, timeoutMs, quietMs, errorSelector);
-  return {...settled, opened};
-}"""
+# Click mode's hot path: open the card's panel and read it in one round trip (gallery.js).
+OPEN_AND_SETTLE = "(a) => window.__landmarkGallery.openAndSettle(...a)"
 
 
 class Progress:
@@ -221,16 +217,22 @@ class ContainerReader:
         domain = domain_of(container.source)
         idle = self.deadlines(domain, "discover_idle", self.job.timeouts.discovery_idle)
         spec = self.job.containers
-        opening = self.discovery.gallery_args(idle, domain) | {
+        opening = self.discovery.gallery_args(idle, domain)
+        # What changes per container goes with every call; the rest is part of the plan.
+        each = {
             "id": container.id,
             "href": container.url,
-            "panelSelector": spec.panel_selector,
-            "closeSelector": spec.close_selector,
+            "idleMs": opening.pop("idleMs"),
             "timeoutMs": self.deadlines(domain, "close").total_seconds() * 1000,
             "readyMs": self.deadlines(domain, "first_card").total_seconds() * 1000,
+        }
+        opening |= {
+            "panelSelector": spec.panel_selector,
+            "closeSelector": spec.close_selector,
             "maxSteps": SEEK_MAX_STEPS,
         }
-        answer = await slot.page.evaluate(OPEN_AND_SETTLE, [opening, *settle])
+        plan = settle[0] | {"opening": opening}
+        answer = await call_planned(slot.page, OPEN_AND_SETTLE, plan, [each, *settle[1:]])
         opened = answer["opened"]
         for part in ("closeMs", "seekMs", "clickMs"):
             if part in opened:
@@ -239,7 +241,7 @@ class ContainerReader:
             progress.mark("open")
             return self._failure(container, Phase.OPEN, opened["reason"])
         progress.phase = Phase.WAIT
-        return parse_settled(answer)
+        return parse_settled(answer, plan["fields"])
 
     async def _navigate_and_settle(self, slot, container, settle, progress) -> Settled | Record:
         progress.phase = Phase.OPEN
