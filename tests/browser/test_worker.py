@@ -135,7 +135,12 @@ def main_site() -> Iterator[GallerySite]:
 def mode_worker(request, run, found_browser, main_site, tmp_path_factory):
     """One worker per open mode, shared by the tests of this module that read the main site."""
     job = gallery_job(
-        main_site.url, tmp_path_factory.mktemp(request.param), **{"containers.open": request.param}
+        main_site.url,
+        tmp_path_factory.mktemp(request.param),
+        # In a test the worker weighs this whole process's tree (the session's Ray and
+        # browsers too, ~1.6 GB seen): a bound well above that, and well below the summed
+        # RSS that counts Chromium's shared pages once per process (about 3x).
+        **{"containers.open": request.param, "browser.recycle_rss": 3 * 2**30},
     )
     with started_worker(run, job, found_browser) as worker:
         yield worker
