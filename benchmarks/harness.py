@@ -31,7 +31,7 @@ from landmark.benchmarks.scenarios import SCENARIOS, Bench
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile", "accuracy", "profile"]
+CHOICES = [*SCENARIOS, "all", "report", "chaos", "hostile", "accuracy", "profile", "service"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -87,6 +87,21 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     add_hostile_arguments(parser)
     add_profile_arguments(parser)
+    service = parser.add_argument_group(
+        "service (many small jobs on a warm service; see benchmarks/service_bench.py)"
+    )
+    service.add_argument(
+        "--jobs", type=_positive, help="jobs per mode (default 50; quick 5); --items sizes each"
+    )
+    service.add_argument(
+        "--api-items", type=_positive, help="the API timing's job (default 400; quick 100)"
+    )
+    service.add_argument(
+        "--api-calls", type=_positive, help="timed calls per endpoint (default 200; quick 50)"
+    )
+    service.add_argument(
+        "--actors", metavar="N|auto", help="the service's and each run's actors (default auto)"
+    )
     accuracy = parser.add_argument_group("accuracy (real pages; see benchmarks/accuracy/)")
     accuracy.add_argument("--sites", type=_names, metavar="SITE,...", help="these sites only")
     accuracy.add_argument(
@@ -105,6 +120,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _hostile(args)
     if args.scenario == "accuracy":
         return _accuracy(args)
+    if args.scenario == "service":
+        return _service(args)
     if args.scenario == "profile":
         from landmark.benchmarks.profile import run_profile_command
 
@@ -290,6 +307,33 @@ def _accuracy(args: argparse.Namespace) -> int:
     for result in failed:
         print(f"landmark bench accuracy: FAILED {result.site}: {result.problem}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _service(args: argparse.Namespace) -> int:
+    """Many small jobs on a warm ``landmark serve`` against as many ``landmark run``s, and the
+    API's latency under a running job; the table on stdout, JSON in the results folder.
+    1 if a job's records are not the site's truth or a phase broke."""
+    from landmark.benchmarks.report import save_result
+    from landmark.benchmarks.service_bench import Params, run_service_bench, table
+
+    if args.actors not in (None, "auto") and not args.actors.isdigit():
+        print(f"landmark bench: --actors is a number or auto, not {args.actors!r}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    params = Params.from_args(args)
+    print(
+        f"landmark bench service: {params.jobs} jobs x {params.items} items, service then "
+        "separate runs",
+        flush=True,
+    )
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    document = run_service_bench(params, say=lambda line: print(line, flush=True))
+    path = save_result("service", document, args.results_dir, started, _context(began))
+    print("\n".join(table(document)))
+    print(f"landmark bench service: wrote {path}", file=sys.stderr)
+    for failure in document["failures"]:
+        print(f"landmark bench service: FAILED {failure}", file=sys.stderr)
+    return EXIT_FAILED if document["failures"] else EXIT_OK
 
 
 def _context(began: float) -> dict[str, Any]:

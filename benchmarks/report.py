@@ -18,7 +18,7 @@ from typing import Any
 MiB = 2**20
 ORDER = [
     "throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos", "hostile",
-    "accuracy",
+    "accuracy", "service",
 ]  # fmt: skip
 
 
@@ -392,6 +392,14 @@ def _accuracy(doc: dict[str, Any]) -> list[str]:
     return table(results) + (notes if misses else notes[:2])
 
 
+def _service(doc: dict[str, Any]) -> list[str]:
+    """Many small jobs, warm service against separate runs (``benchmarks/service_bench.py``):
+    the table as the command printed it."""
+    from landmark.benchmarks.service_bench import table
+
+    return table(doc)
+
+
 def _field_scores(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from landmark.benchmarks.accuracy.scoring import FieldScore
 
@@ -409,6 +417,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "chaos": _chaos,
     "hostile": _hostile,
     "accuracy": _accuracy,
+    "service": _service,
 }
 
 

@@ -2,11 +2,13 @@
 
 ``scheduler.py`` holds the rules (pure, tested by randomized histories); this module runs
 them: it sends batches and waits for answers, each with a deadline; it starts, kills and
-replaces actors (``crew.py``); it discovers sources; it writes records to the store and
-serves cached ones; it reads every node's MetricsActor and applies each verdict to that
-node (``self.verdict`` is the cluster's view: the worst node). The dispatch loop waits on one
-``asyncio.Event`` with the timeout the scheduler's :meth:`~Scheduler.next_wake` gives —
-none at all when only an answer can help — so it wakes only when something happens.
+replaces actors (``crew.py``) where the nodes have room (``node_keeper.py``), or runs on
+a share of ``landmark serve``'s pool (``pool_view.py``); it discovers sources; it writes
+records to the store and serves cached ones; it reads every node's MetricsActor and
+applies each verdict to that node (``self.verdict`` is the cluster's view: the worst
+node). The dispatch loop waits on one ``asyncio.Event`` with the timeout the scheduler's
+:meth:`~Scheduler.next_wake` gives — none at all when only an answer can help — so it
+wakes only when something happens.
 
 Whatever dies — an actor, a browser, the MetricsActor, the node's memory, this actor —
 the ledger takes the lease back, the store remembers what was done, and every container
@@ -31,14 +33,10 @@ from landmark.config.job import JobSpec, OpenMode
 from landmark.config.records import Container, Record, hosts_of
 from landmark.coordinator.crew import Crew, StartFailed, short_error
 from landmark.coordinator.discovering import DiscoveryRunner
-from landmark.coordinator.node_watch import (
-    READ_DEADLINE_S,
-    WATCH_INTERVAL_S,
-    NodeWatch,
-    read_alive_nodes,
-)
+from landmark.coordinator.node_keeper import NodeKeeper
 from landmark.coordinator.output import RunOutput
-from landmark.coordinator.placement import Placement, Plan
+from landmark.coordinator.placement import Placement
+from landmark.coordinator.pool_view import Member, PoolShare
 from landmark.coordinator.run_stats import RunStats
 from landmark.coordinator.scheduler import Assignment, Scheduler
 from landmark.coordinator.store import JobIdentity, StoreError
@@ -53,6 +51,7 @@ FLUSH_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 10.0
 KILL_GRACE_S = 10.0  # after its deadline and a kill, a batch call is given up for good
 MAX_UNFLUSHED = 20_000  # writes the store may owe before dispatch pauses for it
+SERVICE_OWNER = "service"  # ``landmark serve``'s MetricsActors: metrics:service:<node>
 
 
 class Coordinator:
@@ -65,9 +64,12 @@ class Coordinator:
         store: StoreConfig,
         actor_class: Any = None,
         metrics: bool = True,
+        pool: PoolShare | None = None,
     ) -> None:
         """``actor_class`` is a Ray actor class implementing ``actors.protocol.WorkerActor``
-        (benchmarks pass a no-op one to measure the coordinator alone)."""
+        (benchmarks pass a no-op one to measure the coordinator alone). ``pool``: the job
+        runs on ``landmark serve``'s shared actors instead (their placement, their
+        MetricsActors, the pages per actor the service gives it, see :meth:`set_pool`)."""
         configure_worker_logging()
         self.job = job
         self.sources = sources
@@ -75,7 +77,12 @@ class Coordinator:
         self.scheduler = Scheduler(job)
         hosts = sorted(hosts_of(sources))
         out = str(store.out_dir)
-        self.crew = Crew(actor_class or BrowserActor, job, out, hosts, metrics=metrics)
+        self.pool = pool
+        owner = None if pool is None else SERVICE_OWNER
+        actors = pool or actor_class or BrowserActor
+        self.crew = Crew(actors, job, out, hosts, metrics=metrics, shared_monitors=owner)
+        if pool is not None:
+            self.scheduler.share_pool(len(pool.members), pool.pages)
         self.stats = RunStats()
         self.output = RunOutput(job, store, self.stats)
         self.store = self.output.store
@@ -91,7 +98,7 @@ class Coordinator:
         self._batches: dict[asyncio.Task, str] = {}  # task -> actor name
         self._tasks: set[asyncio.Task] = set()  # starts and housekeeping
         self.discovery = DiscoveryRunner(self)
-        self.nodes = NodeWatch()
+        self.node_keeper = NodeKeeper(self)
 
     # -- control (the driver, ``landmark control``) ----------------------------------------
     async def pause(self) -> None:
@@ -125,6 +132,17 @@ class Coordinator:
         """Something changed that the dispatch loop should look at."""
         self._wake.set()
 
+    async def set_pool(self, members: list[Member], pages: int) -> None:
+        """The service's pool changed (an actor replaced) or this job's share of it did
+        (another job came or went): ``pages`` per actor from now on; batches in flight
+        finish where they are."""
+        if self.pool is None:
+            raise RuntimeError("set_pool: this job runs on its own actors, not a pool")
+        self.pool.set_members(members)
+        self.scheduler.share_pool(len(members), pages)
+        self.scheduler.roster.capacity_grew()  # a replaced member may take a start now
+        self._wake.set()
+
     def _set_paused(self, reason: str, on: bool) -> None:
         (self._paused_by.add if on else self._paused_by.discard)(reason)
         self.scheduler.paused = bool(self._paused_by)
@@ -142,6 +160,7 @@ class Coordinator:
             "cached": self.stats.cached,
             "discovering": self.discovery.running,
             "rate": self.stats.rate(),
+            "latency_ms": self.stats.latency_ms(),
             "limit": self.scheduler.budget.global_limit,
             "verdict": self.verdict.get("verdict", "ok"),
             "memory_fraction": self.verdict.get("memory_fraction"),
@@ -161,9 +180,10 @@ class Coordinator:
         try:
             self._resume(await self._open_store())
             self.crew.start_metrics()
-            await self._read_nodes()  # the first actors are placed knowing the nodes
             self._background(self._housekeeping())
-            self._background(self._watch_nodes())
+            if self.pool is None:  # a pool's actors are placed by the service
+                await self.node_keeper.read()  # the first actors are placed knowing the nodes
+                self._background(self.node_keeper.watch(self._ended))
             self._begin_work()
             await self._loop()
         finally:
@@ -215,9 +235,9 @@ class Coordinator:
                 logger.warning("%s missed its deadline; killing and replacing it", name)
                 self.crew.kill(name)  # its batch calls now end, and release what they held
             for name in tick.start:
-                self._background(self._start_actor(name, self._place(name)))
+                self._background(self._start_actor(name, self.node_keeper.place(name)))
             if tick.start:
-                self._replan()
+                self.node_keeper.replan()
             if self._ended_now():
                 return
             stalled = scheduler.roster.stalled()
@@ -285,7 +305,7 @@ class Coordinator:
         node = self.crew.node_of.get(name)
         self.crew.kill(name)
         if died and node is not None and not self.crew.actors_on(node):
-            self.nodes.suspect(node, self._run_s())
+            self.node_keeper.suspect(node)
         self.write_all(self.scheduler.actor_gone(name, time.monotonic(), reason))
         self.discovery.notify()
         self._wake.set()
@@ -296,77 +316,18 @@ class Coordinator:
         except StartFailed as error:
             logger.warning("%s", error)
             self.scheduler.start_failed(name, time.monotonic(), str(error))
-            self.nodes.suspect(placement.node, self._run_s())  # it did not take the actor
+            self.node_keeper.suspect(placement.node)  # it did not take the actor
         else:
             node = self.crew.node_of.get(name)
             if not self.scheduler.actor_ready(name, node):
                 self.crew.kill(name)
-            elif (after := self.nodes.actor_started(node, self._run_s())) is not None:
+            elif (after := self.node_keeper.actor_started(node)) is not None:
                 logger.info("%s started on node %s, %.1fs after it joined",
                             name, (node or "?")[:8], after)  # fmt: skip
         finally:
-            self._replan()
+            self.node_keeper.replan()
             self.discovery.notify()
             self._wake.set()
-
-    # -- nodes: placement, joins and losses -----------------------------------------------
-    def _plan(self) -> Plan | None:
-        if not self.nodes.known:
-            return None
-        occupants = self.crew.occupants(self.node_verdicts)
-        throttle = self.job.budget.memory_throttle
-        avoid = self.nodes.avoided(self._run_s())
-        return Plan.of(self.nodes.nodes, occupants, self.node_verdicts, throttle, avoid)
-
-    def _replan(self) -> None:
-        """How many more actors the nodes can take now; the roster starts no more."""
-        plan = self._plan()
-        room = None if plan is None else plan.capacity()
-        if room != self.scheduler.roster.room:
-            self.scheduler.roster.room = room
-            self._wake.set()  # a start may be due, or no longer
-
-    def _place(self, name: str) -> Placement:
-        """The node and pages for ``name``, reserved at once (the next choice counts it).
-        With no node known, or none with room, Ray chooses and the pages are the job's."""
-        plan = self._plan()
-        most = self.job.budget.pages_per_actor
-        placement = (plan.place(most) if plan else None) or Placement(None, most)
-        self.scheduler.place_actor(name, placement.pages)
-        self.crew.placed[name] = placement
-        return placement
-
-    async def _watch_nodes(self) -> None:
-        while not self._ended.is_set():
-            await self._read_nodes()
-            with contextlib.suppress(TimeoutError):  # time for the next reading
-                await asyncio.wait_for(self._ended.wait(), WATCH_INTERVAL_S)
-
-    async def _read_nodes(self) -> None:
-        """A node that joined ends any start backoff (actors go there now); a node that left
-        gives its actors up at once, without waiting for each of their calls to fail."""
-        try:
-            reading = asyncio.to_thread(read_alive_nodes)  # a GCS call: it blocks
-            alive = await asyncio.wait_for(reading, READ_DEADLINE_S)
-        except Exception as error:  # an advisor: placement goes on from the last reading
-            logger.debug("could not read the cluster's nodes: %s", short_error(error))
-            return
-        changes = self.nodes.update(alive, self._run_s())
-        for node in changes.joined:
-            logger.info("node %s joined the cluster (%g CPUs)", node.id[:8], node.cpus)
-            self.scheduler.roster.capacity_grew()
-        for node_id in changes.left:
-            lost = self.crew.actors_on(node_id)
-            logger.warning("node %s left the cluster; %d actor(s) there are lost",
-                           node_id[:8], len(lost))  # fmt: skip
-            for name in lost:
-                self.actor_lost(name, f"its node {node_id[:8]} left the cluster")
-        self._replan()
-        if changes:
-            self._wake.set()
-
-    def _run_s(self) -> float:
-        return time.monotonic() - self.stats.started
 
     # -- containers in, records out --------------------------------------------------------
     def add(self, containers: list[Container]) -> None:
@@ -448,7 +409,7 @@ class Coordinator:
             if verdict is not None:
                 changed |= self._apply_verdict(node, verdict, now)
         self.verdict = cluster_view(self.node_verdicts)
-        self._replan()  # memory moved: a node may take an actor now, or no longer
+        self.node_keeper.replan()  # memory moved: a node may take an actor now, or no longer
         if changed:
             self._wake.set()
 

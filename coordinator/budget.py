@@ -385,6 +385,12 @@ class Budget:
         self._node(node).actors.add(actor)
         self._follow_capacity()
 
+    def resize_actor(self, actor: str, slots: int) -> None:
+        """New slots for a registered actor (a service job's share changed); a no-op for
+        one not registered yet (it registers with its new size)."""
+        if actor in self._slots:
+            self.register_actor(actor, slots, self._node_of[actor])
+
     def unregister_actor(self, actor: str) -> None:
         """Forget a dead actor; its containers still ``finish`` (global and domain counts)."""
         self._total_slots -= self._slots.pop(actor, 0)

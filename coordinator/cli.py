@@ -1,4 +1,5 @@
-"""The ``landmark`` command: run, validate, control, doctor, export — and the commands that other
+"""The ``landmark`` command: run, validate, control, doctor, export, serve and the service's
+client commands (submit, status, results, pause, resume, cancel) — and the commands that other
 packages register (``demo``, ``site`` and ``bench`` come from ``benchmarks``, through the
 ``landmark.commands`` entry-point group, so the runtime never imports the research harness).
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -79,6 +81,60 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from landmark.coordinator.export_command import export_command
 
     return export_command(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from landmark.coordinator.api import ServeConfigError, bind_check
+
+    try:
+        bind_check(args.host, args.token)
+        from landmark.coordinator.serve import serve_command
+
+        return serve_command(args)
+    except ServeConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def _actors_value(text: str) -> int | str:
+    """``--actors``: a count, or ``auto`` (one per two CPUs of each node)."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of actors or auto, not {text!r}")
+    return int(text)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """``landmark serve``: one warm pool of BrowserActors, jobs sent over HTTP."""
+    from landmark.coordinator.client import DEFAULT_PORT, TOKEN_ENV
+
+    parser.add_argument("--address", help="a Ray cluster to join, e.g. ray://head:10001 or auto")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="where to listen (default 127.0.0.1; any other "
+        "address needs --token)"
+    )  # fmt: skip
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"a bearer token every request must carry (env: {TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("runs/service"),
+        metavar="DIR",
+        help="where jobs' records and state are kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--actors", type=_actors_value, metavar="N|auto", help="BrowserActors in the pool"
+    )
+    parser.add_argument("--pages", type=int, metavar="N", help="pages per actor")
+    parser.add_argument(
+        "--allow-local-files",
+        action="store_true",
+        help="let jobs name files on this machine (sources.file, browser.storage_state)",
+    )
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="a run's records as csv, xlsx or parquet")
     add_export_arguments(export)
     export.set_defaults(handler=_cmd_export)
+
+    serve = commands.add_parser("serve", help="a long-running service: jobs over HTTP, one pool")
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=_cmd_serve)
+
+    from landmark.coordinator.client_cli import add_client_commands
+
+    add_client_commands(commands)  # submit, status, results, pause, resume, cancel
 
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(commands)

@@ -33,6 +33,7 @@ from landmark.actors.metrics_actor import (
 )
 from landmark.config.job import JobSpec
 from landmark.coordinator.placement import Occupant, Placement
+from landmark.coordinator.ray_setup import NAMESPACE
 
 logger = logging.getLogger("landmark.coordinator")
 
@@ -52,7 +53,11 @@ class Crew:
         allowed_hosts: list[str],
         *,
         metrics: bool = True,
+        shared_monitors: str | None = None,
     ) -> None:
+        """``shared_monitors``: the owner whose MetricsActors to use (``landmark serve``'s
+        pool: the service creates one per node and registers its actors); None: this run
+        creates, registers and stops its own."""
         self.actor_class = actor_class
         self.job = job
         self.out_dir = out_dir
@@ -66,6 +71,7 @@ class Crew:
         self._monitor_born: dict[str, float] = {}  # node id -> monotonic time of creation
         self._lost: set[str] = set()  # nodes whose monitor died and is not replaced yet
         self._want_metrics = metrics
+        self._shared_monitors = shared_monitors
         self._metrics_started = False
         self._metrics_stopped = False
 
@@ -79,14 +85,17 @@ class Crew:
         if placement.node is not None:
             strategy = NodeAffinitySchedulingStrategy(placement.node, soft=True)
         job = self.job
-        if placement.pages != job.budget.pages_per_actor:
+        if placement.pages != job.budget.pages_per_actor and not self._shared_monitors:
+            # A pool's actor keeps the job's pages open: its share may grow later.
             budget = job.budget.model_copy(update={"pages_per_actor": placement.pages})
             job = job.model_copy(update={"budget": budget})
-        handle = self.actor_class.options(num_cpus=1, scheduling_strategy=strategy).remote(
-            job, name, self.out_dir, learner_snapshot, self.allowed_hosts
-        )
-        self.handles[name] = handle
-        self.placed[name] = placement
+        try:
+            handle = self.actor_class.options(num_cpus=1, scheduling_strategy=strategy).remote(
+                job, name, self.out_dir, learner_snapshot, self.allowed_hosts
+            )
+        except (RayError, RuntimeError) as error:  # e.g. a shared pool with no live member
+            raise StartFailed(f"{name} could not be created: {short_error(error)}") from None
+        self.handles[name] = handle  # ``placed`` holds it already: the placement reserved it
         deadline = self.job.timeouts.actor_start.total_seconds()
         try:
             info = await asyncio.wait_for(handle.start.remote(), deadline)
@@ -140,6 +149,9 @@ class Crew:
         handle = self.handles.pop(name, None)
         self.pids.pop(name, None)
         self.placed.pop(name, None)
+        if handle is not None and hasattr(handle, "release"):
+            handle.release()  # a shared actor (``pool_view``): only this job's session goes
+            return
         if handle is not None:
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)
@@ -169,7 +181,7 @@ class Crew:
         tried again."""
         if not self._want_metrics or self._metrics_stopped:
             return {}
-        if not self._metrics_started:
+        if not self._metrics_started and not self._shared_monitors:
             check_settings(self.job.budget)  # bad limits fail the run here, not per node
             self._metrics_started = True
         for node in self.wanted_nodes():
@@ -201,6 +213,8 @@ class Crew:
         gone itself) gets none: there is nothing there to protect."""
         handle = self.monitors.pop(node, None)
         self._monitor_born.pop(node, None)
+        if self._shared_monitors:
+            return  # the service's to replace; the next reading looks it up again
         if handle is not None:
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)
@@ -214,6 +228,9 @@ class Crew:
 
     def _ensure_monitor(self, node: str) -> None:
         if not self._want_metrics or self._metrics_stopped or node in self.monitors:
+            return
+        if self._shared_monitors:
+            self._adopt_monitor(node)
             return
         name = metrics_actor_name(self.job.name, node)
         try:  # the settings were checked by start_metrics: a ValueError is the name in use
@@ -230,7 +247,18 @@ class Crew:
             if worker_node == node:
                 self._register(worker)
 
+    def _adopt_monitor(self, node: str) -> None:
+        """The service's MetricsActor on ``node``, if it has one yet."""
+        name = metrics_actor_name(self._shared_monitors or "", node)
+        try:
+            self.monitors[node] = ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return
+        self._monitor_born[node] = time.monotonic()
+
     def _register(self, name: str) -> None:
+        if self._shared_monitors:
+            return  # the service registered the pool's actors itself
         pid, node = self.pids.get(name, (0, None))
         monitor = self.monitors.get(node or "")
         if monitor is not None:
@@ -244,7 +272,7 @@ class Crew:
         nodes = list(monitors)
         calls = [self._bounded(monitors[node].verdict.remote()) for node in nodes]
         answers = await asyncio.gather(*calls, return_exceptions=True)
-        for handle in monitors.values():
+        for handle in [] if self._shared_monitors else monitors.values():
             with contextlib.suppress(RayError, ValueError):
                 ray.kill(handle, no_restart=True)
         return {

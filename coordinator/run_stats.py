@@ -111,6 +111,7 @@ class RunStats:
         return {
             "p50": round(percentile(self.latencies, 0.5), 1),
             "p95": round(percentile(self.latencies, 0.95), 1),
+            "p99": round(percentile(self.latencies, 0.99), 1),
         }
 
     def coordinator_cpu(self) -> dict[str, float]:

@@ -36,7 +36,7 @@ from landmark.config.records import ROBOTS_REFUSAL, Container, Phase, Record, St
 from landmark.coordinator.breaker import CircuitBreaker
 from landmark.coordinator.budget import Budget
 from landmark.coordinator.ledger import Lease, Ledger, Outcome
-from landmark.coordinator.roster import ActorEntry, Roster
+from landmark.coordinator.roster import ActorEntry, ActorPhase, Roster
 
 
 class WakeCause(StrEnum):
@@ -149,6 +149,19 @@ class Scheduler:
     def place_actor(self, name: str, pages: int) -> None:
         """``name`` opens ``pages`` pages (sized to its node): its slots and leases follow."""
         self.roster.place(name, pages)
+
+    def share_pool(self, actors: int, pages: int) -> None:
+        """On ``landmark serve``'s pool: this job has ``actors`` actors with ``pages`` pages
+        each for it. Its slots are its pages alone (no batch queued behind them: a queued
+        container would hold a page another job was given). Slots shrink for new leases
+        only; what is in flight finishes."""
+        roster = self.roster
+        roster.wanted = max(1, actors)
+        roster.extra_slots = 0
+        roster.pages = roster.slots = max(1, pages)
+        for entry in roster.in_phase(ActorPhase.STARTING, ActorPhase.READY):
+            roster.place(entry.name, roster.pages)
+            self.budget.resize_actor(entry.name, entry.slots)
 
     def start_failed(self, name: str, now: float, reason: str) -> None:
         self.roster.start_failed(name, now, reason)

@@ -115,7 +115,7 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "coordinator": {**stats.coordinator_cpu(), "wakes": dict(coordinator.wakes)},
         "store": coordinator.store_config.description,
         "placement": coordinator.crew.placement(stats.by_actor),
-        "node_events": coordinator.nodes.events,
+        "node_events": coordinator.node_keeper.watch_state.events,
         "actors": actors,
         "learner": actors[0]["learner"] if actors else {},
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import psutil
 import pytest
 
 from landmark.benchmarks.__main__ import main
@@ -111,3 +112,36 @@ def test_coordinator_bench_runs_its_job_to_the_end(tmp_path):
     done = subprocess.run(bench, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "records 500" in done.stdout and "containers/s" in done.stdout, done.stdout
+
+
+def test_service_bench_compares_a_warm_service_with_separate_runs(tmp_path, capsys):
+    """``landmark bench service`` at its smallest: a real ``landmark serve`` and real
+    ``landmark run``s (each its own local Ray, in its own session), every job scored, the
+    table printed and kept for the report, and none of those commands left running."""
+    argv = ["service", "--jobs", "2", "--items", "5", "--api-items", "20", "--api-calls", "10"]
+
+    status = main([*argv, "--results-dir", str(tmp_path)])
+
+    out = capsys.readouterr().out
+    [written] = tmp_path.glob("service-*.json")
+    document = json.loads(written.read_text())
+    assert document["failures"] == [] and status == 0, document["failures"]
+    runs = document["runs"]
+    assert sorted(run["name"] for run in runs) == ["run-0", "run-1", "svc-0", "svc-1"]
+    for run in runs:
+        assert run["records"] == 5 and run["accuracy"] == 1.0, run
+        assert 0 < run["first_record_s"] <= run["end_s"], run
+    for mode in ("service", "separate"):
+        assert document["summary"][mode]["total_wall_s"] > 0, mode
+    assert document["api"]["job_status"]["calls"] == 10 and document["api"]["stats"]["p95_ms"] > 0
+    assert "| service | 2 |" in out and "| separate | 2 |" in out
+    assert not [p for p in psutil.process_iter(["cmdline"]) if _scratch(p)], "a process was left"
+
+    report = tmp_path / "RESULTS.md"
+    assert main(["report", "--results-dir", str(tmp_path), "--report", str(report)]) == 0
+    assert "## service" in report.read_text()
+
+
+def _scratch(process: psutil.Process) -> bool:
+    """A command the service bench started (its scratch folder is on every command line)."""
+    return any("landmark-svcbench-" in part for part in process.info["cmdline"] or [])
