@@ -78,6 +78,10 @@ class Discovery:
                 slot.gallery = source
             await self._wait_for_cards(slot, domain)
             seen: set[str] = set()
+            fresh = self._new_containers(source, await self._cards_now(slot, domain), seen)
+            if fresh:  # before the first step, which may wait a whole idle period at the end
+                self.discovered += len(fresh)
+                yield fresh
             while True:
                 step = await self._step(slot, domain)
                 fresh = self._new_containers(source, step["cards"], seen)
@@ -131,6 +135,11 @@ class Discovery:
         if step["grewAfterMs"] is not None:
             self.learner.observe(domain, "discover_idle", step["grewAfterMs"] / 1000)
         return step
+
+    async def _cards_now(self, slot: Slot, domain: str) -> list[dict]:
+        args = self.gallery_args(self.job.timeouts.discovery_idle, domain)
+        async with asyncio.timeout(self._grace()):
+            return await slot.page.evaluate("(a) => window.__landmarkGallery.cards(a)", args)
 
     def _grace(self) -> float:
         return EVALUATE_GRACE_S + self.job.timeouts.navigation.total_seconds()

@@ -148,6 +148,12 @@
       return true;
     },
 
+    // The cards in the DOM now: discovery's first chunk, sent before any scrolling or
+    // waiting, so extraction starts while the rest of the gallery is still being found.
+    cards(args) {
+      return collect(args);
+    },
+
     // One discovery step: collect, scroll a screen, collect again; at the bottom,
     // wait up to idleMs for the list to grow. `exhausted` means it did not.
     async step(args) {

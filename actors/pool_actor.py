@@ -4,8 +4,12 @@ A ``landmark run`` gives each job its own BrowserActors, created for it and kill
 end. The service instead keeps a pool of these actors alive between jobs, so a job submitted
 to a warm service starts in the time its browser takes to launch, not the time Ray takes
 to start processes. Each job gets its own :class:`~actors.worker.BrowserWorker` inside
-the actor (its own browser, context, DOM cache and learner): a job's identity, cookies,
-allowed hosts and blocked requests are its own, and closing a job frees all of it.
+the actor (its own browser, context and DOM cache): a job's identity, cookies, allowed
+hosts and blocked requests are its own, and closing a job frees all of it. The actor's
+PerformanceLearner is shared by its jobs: what a domain's pages take to load, settle and
+grow is the site's, whichever job asked, so the tenth job on a site starts with the
+deadlines the first nine learned (a fresh learner waits ``timeouts.discovery_idle`` for a
+gallery to end).
 
 The Coordinator of each job talks to its share of the pool through
 :class:`~coordinator.pool_view.JobView`, which adds the job's key to every call, so the
@@ -45,6 +49,8 @@ class PoolActor:
         configure_worker_logging()
         self._name = name
         self._workers: dict[str, BrowserWorker] = {}
+        self._learner = PerformanceLearner()  # shared by the jobs: see the module docstring
+        self._learner_loaded = False
         self.jobs_served = 0
 
     async def open_job(
@@ -58,14 +64,14 @@ class PoolActor:
     ) -> dict[str, Any]:
         """Start ``key``'s session here (its browser), replacing one it may still have."""
         await self.close_job(key)
-        learner = PerformanceLearner()
-        if learner_snapshot:
-            learner.load(learner_snapshot)
+        if learner_snapshot and not self._learner_loaded:  # a resumed job's experience
+            self._learner.load(learner_snapshot)
+            self._learner_loaded = True
         worker = BrowserWorker(
             job,
             worker_name,
             out_dir=Path(out_dir) if out_dir else None,
-            learner=learner,
+            learner=self._learner,
             allowed_hosts=allowed_hosts,
         )
         await worker.start()
