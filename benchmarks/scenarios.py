@@ -225,7 +225,7 @@ def _run_cells(
 
 def throughput(bench: Bench) -> dict[str, Any]:
     """Containers/min and p50/p95 container latency, click and link, site latency 0 and 100 ms."""
-    items = bench.size(40, 200)
+    items = bench.size(40, 400)
     if bench.quick:  # equal concurrency (4); the scaling scenario covers actor counts
         contenders = [landmark(1, 4), bare(4), crawlee(4), baseline(0.1, 6), baseline(1.0, 1)]
     else:
@@ -460,6 +460,7 @@ def _row(
         "error": outcome.error,
         "wall_s": round(outcome.wall_s, 3),
         "startup_s": round(outcome.startup_s, 3),
+        "first_record_s": outcome.first_record_s,
         "memory": samples.summary(),
     }
     if outcome.unavailable or outcome.error:

@@ -15,7 +15,7 @@ import time
 from urllib.parse import urljoin
 
 from landmark.benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
-from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec, first_record_s
 
 STEP_TIMEOUT_MS = 30_000
 LINK_ATTEMPTS = 3
@@ -106,7 +106,10 @@ async def run_bare(spec: RunSpec) -> Outcome:
             wall = time.monotonic() - started
         finally:
             await browser.close()
-    return Outcome(label=spec.label, kind=spec.kind, records=records, wall_s=wall)
+    first = first_record_s(records, started)
+    return Outcome(
+        label=spec.label, kind=spec.kind, records=records, wall_s=wall, first_record_s=first
+    )
 
 
 async def _click_mode(pages, spec: RunSpec) -> list[ItemResult]:

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 from playwright.async_api import Error as PlaywrightError
 
 from landmark.benchmarks.contenders.fields import convert, field_specs
-from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec, first_record_s
 
 # Strategy 1's selectors: the class names of an older build; hashed names never match them.
 LEGACY_SELECTORS = {
@@ -94,6 +94,7 @@ async def run_baseline(spec: RunSpec) -> Outcome:
         kind=spec.kind,
         records=records,
         wall_s=wall,
+        first_record_s=first_record_s(records, started),
         extra={"positions": positions, "delay_scale": spec.delay_scale},
     )
 

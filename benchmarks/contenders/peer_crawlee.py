@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 from landmark.benchmarks.contenders.bare import CARD_IDS_JS, STEP_TIMEOUT_MS
 from landmark.benchmarks.contenders.fields import READ_ROWS_JS, fields_from_rows
-from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec
+from landmark.benchmarks.contenders.spec import ItemResult, Outcome, RunSpec, first_record_s
 
 ITEM_LABEL = "item"
 
@@ -115,4 +115,7 @@ async def _crawl(spec: RunSpec, storage: str) -> Outcome:
     await crawler.run([spec.sources[0]])
     wall = time.monotonic() - started
     await queue.drop()
-    return Outcome(label=spec.label, kind=spec.kind, records=records, wall_s=wall)
+    first = first_record_s(records, started)
+    return Outcome(
+        label=spec.label, kind=spec.kind, records=records, wall_s=wall, first_record_s=first
+    )

@@ -7,6 +7,7 @@ arrival; an ``Outcome`` is plain JSON so the harness can store it unchanged.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,7 @@ class ItemResult:
     latency_ms: float
     ok: bool = True
     error: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it was made (this process's clock)
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class Outcome:
     records: list[ItemResult] = field(default_factory=list)
     wall_s: float = 0.0  # the job: browser launch to last record (runtime start-up excluded)
     startup_s: float = 0.0  # runtime start-up (Ray init, first import) paid once per worker
+    first_record_s: float | None = None  # the job's start (as wall_s) to its first record
     unavailable: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,3 +82,8 @@ class Outcome:
     def from_json(cls, data: dict[str, Any]) -> Outcome:
         records = [ItemResult(**record) for record in data.pop("records", [])]
         return cls(records=records, **data)
+
+
+def first_record_s(records: list[ItemResult], started: float) -> float | None:
+    """Seconds from ``started`` (``time.monotonic``, this process) to the first record made."""
+    return round(min(r.at for r in records) - started, 3) if records else None

@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_http_api import GALLERY, FakeService, gallery, record, serving
+from fake_service import GALLERY, FakeService, gallery, record, serving
 
 from landmark.coordinator.api import build_app
 from landmark.coordinator.cli import main
 from landmark.coordinator.client import Client, ServiceError, ServiceUnreachableError
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> FakeService:
-    return FakeService(tmp_path)
-
-
-@pytest.fixture
-def server(service: FakeService) -> Iterator[str]:
-    with serving(build_app(service, token=None)) as base:
-        yield base
 
 
 @pytest.fixture
