@@ -212,16 +212,9 @@ class Client:
         return path
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _json(
-        self,
-        method: str,
-        route: str,
-        query: Mapping[str, str] | None = None,
-        *,
-        body: bytes | None = None,
-        content_type: str | None = None,
-    ) -> Any:
-        with self._open(method, route, query, body=body, content_type=content_type) as response:
+    def _json(self, method: str, route: str, query: Mapping[str, str] | None = None, **send: Any):
+        """The JSON answer of one request (``send``: :meth:`_open`'s body options)."""
+        with self._open(method, route, query, **send) as response:
             return json.loads(response.read() or b"null")
 
     def _open(

@@ -224,10 +224,10 @@ def _exists_where_the_coordinator_goes(path: str) -> bool:
     import ray
 
     task = ray.remote(num_cpus=0, max_retries=0)(os.path.exists)
-    return ray.get(task.options(scheduling_strategy=_driver_node()).remote(path), timeout=60)
+    return ray.get(task.options(scheduling_strategy=driver_node()).remote(path), timeout=60)
 
 
-def _driver_node():
+def driver_node():
     """Hard affinity to the driver's node (through Ray Client: the head)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -250,7 +250,7 @@ def _start_coordinator(job, sources, store, actor_class):
             f"a run of job {job.name!r} is already going on this cluster; "
             f"stop it with: landmark control cancel {job.name}"
         )
-    options = {"scheduling_strategy": _driver_node(), "name": name, "namespace": NAMESPACE}
+    options = {"scheduling_strategy": driver_node(), "name": name, "namespace": NAMESPACE}
     args = (job, sources, store) if actor_class is None else (job, sources, store, actor_class)
     return RemoteCoordinator.options(**options).remote(*args)
 

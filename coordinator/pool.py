@@ -2,8 +2,9 @@
 node they run on.
 
 The pool starts its actors (one CPU each, spread over the nodes), registers each with its
-node's MetricsActor, and checks them with a ``ping`` in the ``control`` group (it answers
-while every page is busy). A member that died or stopped answering is replaced by a new
+node's MetricsActor, and every check asks each what it holds (``jobs``, in the ``control``
+group: it answers while every page is busy); that answer is both its sign of life and what
+``/stats`` shows. A member that died or stopped answering is replaced by a new
 one under a new name; :attr:`Pool.version` moves, and the service pushes the new members to
 every running job. All calls are bounded.
 """
@@ -28,7 +29,7 @@ from landmark.coordinator.pool_view import Member
 logger = logging.getLogger("landmark.serve")
 
 START_DEADLINE_S = 60.0
-PING_DEADLINE_S = 10.0  # a member that does not answer a control call in this is replaced
+CHECK_DEADLINE_S = 10.0  # a member that does not answer a control call in this is replaced
 
 
 class PoolError(RuntimeError):
@@ -86,12 +87,16 @@ class Pool:
             self.monitors[node] = monitor
         monitor.register.remote(member.name, [pid], node)
 
-    async def check(self) -> bool:
-        """Replace members that died or hang; True when the members changed."""
-        answers = await asyncio.gather(*(self._alive(m) for m in self.members))
-        dead = [m for m, alive in zip(self.members, answers, strict=True) if not alive]
-        if not dead:
-            return False
+    async def check(self) -> list[dict[str, Any]]:
+        """Ask every member what it holds (one control call each); replace those that died
+        or did not answer. Returns what the live ones said, for ``/stats``."""
+        answers = await asyncio.gather(*(self._describe(m) for m in self.members))
+        dead = [m for m, answer in zip(self.members, answers, strict=True) if answer is None]
+        if dead:
+            await self._replace(dead)
+        return [answer for answer in answers if answer is not None]
+
+    async def _replace(self, dead: list[Member]) -> None:
         for member in dead:
             logger.warning("pool actor %s is gone; starting another", member.name)
             with contextlib.suppress(RayError, ValueError):
@@ -104,27 +109,15 @@ class Pool:
         self.members += [m for m in fresh if m is not None]
         self.replaced += len(dead)
         self.version += 1
-        return True
 
     @staticmethod
-    async def _alive(member: Member) -> bool:
+    async def _describe(member: Member) -> dict[str, Any] | None:
+        """Its name, node, jobs and what is in flight; None when it is dead or hangs."""
         try:
-            await asyncio.wait_for(member.handle.ping.remote(), PING_DEADLINE_S)
+            info = await asyncio.wait_for(member.handle.jobs.remote(), CHECK_DEADLINE_S)
         except (TimeoutError, RayError):
-            return False
-        return True
-
-    async def describe(self) -> list[dict[str, Any]]:
-        """Each member: name, node, the jobs with a session there, what is in flight."""
-
-        async def one(member: Member) -> dict[str, Any]:
-            try:
-                info = await asyncio.wait_for(member.handle.jobs.remote(), PING_DEADLINE_S)
-            except (TimeoutError, RayError) as error:
-                return {"name": member.name, "node": member.node, "state": short_error(error)}
-            return {**info, "node": member.node, "state": "ok"}
-
-        return list(await asyncio.gather(*(one(m) for m in self.members)))
+            return None
+        return {**info, "node": member.node, "state": "ok"}
 
     async def verdicts(self) -> dict[str, dict[str, Any]]:
         """Every node's latest verdict (memory, CPU), asked at once, each bounded."""

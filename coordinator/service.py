@@ -252,8 +252,7 @@ class Service:
 
     async def _check_pool(self) -> None:
         try:
-            await self.pool.check()
-            self._pool_view = await self.pool.describe()
+            self._pool_view = await self.pool.check()
             self._verdicts = await self.pool.verdicts()
         except Exception as error:  # the loop must go on: the next check tries again
             logger.warning("checking the pool failed: %s", short_error(error))
@@ -351,7 +350,7 @@ class Service:
     def _new_coordinator(self, run: JobRun) -> Any:
         """The job's Coordinator on the service's node, on its share of the pool. Blocking
         (the store is prepared, Ray is called): run in a thread."""
-        from landmark.coordinator.driver import _driver_node, prepare_store
+        from landmark.coordinator.driver import driver_node, prepare_store
 
         members = self.pool.members
         budget = run.spec.budget.model_copy(
@@ -371,7 +370,7 @@ class Service:
         options = {
             "name": coordinator_name(f"{job.name}@{run.meta.id}"),
             "namespace": NAMESPACE,
-            "scheduling_strategy": _driver_node(),
+            "scheduling_strategy": driver_node(),
         }
         return RemoteCoordinator.options(**options).remote(job, sources, store, None, True, share)
 

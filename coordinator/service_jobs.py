@@ -12,6 +12,7 @@ file only says which jobs to bring back and how they were last seen.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from landmark.config.job import JobSpec
 from landmark.coordinator.service_types import JobState, UnknownJobError
+
+logger = logging.getLogger("landmark.serve")
 
 
 class JobMeta(BaseModel):
@@ -69,11 +72,7 @@ class JobRegistry:
                 meta = JobMeta.model_validate_json((folder / "meta.json").read_text())
                 job = JobSpec.model_validate_json((folder / "job.json").read_text())
             except (OSError, ValueError) as error:
-                import logging
-
-                logging.getLogger("landmark.serve").warning(
-                    "skipping %s: %s", folder, str(error).splitlines()[0]
-                )
+                logger.warning("skipping %s: %s", folder, str(error).splitlines()[0])
                 continue
             out.append((meta, job))
         return sorted(out, key=lambda pair: pair[0].order)
