@@ -509,8 +509,13 @@ class BrowserSession:
             raise BrowserGone("no browser context to read robots.txt with")
         deadline_s = self._deadline_s
 
-        def fetch(origin: str):
-            return fetch_rules(context.request, origin, deadline_s, self.allowed)
+        async def fetch(origin: str):
+            rules = await fetch_rules(context.request, origin, deadline_s, self.allowed)
+            if rules.unreachable and not self.browser_alive():
+                # Not the site's failure: nothing is kept for the origin, and the container
+                # fails as the browser's (retryable), like any other page the death cut short.
+                raise BrowserGone(f"the browser died while reading robots.txt of {origin}")
+            return rules
 
         await self.robots.check(url, fetch)
 
