@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,10 +89,26 @@ def playwright_chromium() -> Path | None:
     return path if path.is_file() else None
 
 
+def running_playwright_chromium(playwright: Playwright) -> Path | None:
+    """:func:`playwright_chromium` asked of a Playwright already started: no second driver
+    (starting one costs about half a second of an actor's start)."""
+    try:
+        path = Path(playwright.chromium.executable_path)
+    except Exception:  # Playwright raises its own Error types when it has no such browser
+        return None
+    return path if path.is_file() else None
+
+
 def find_browser(
-    explicit: str | Path | None = None, *, use_playwright: bool = True
+    explicit: str | Path | None = None,
+    *,
+    use_playwright: bool = True,
+    bundled: Callable[[], Path | None] | None = None,
 ) -> FoundBrowser:
-    """The browser to launch, by the order in the module docstring; raises BrowserNotFoundError."""
+    """The browser to launch, by the order in the module docstring; raises BrowserNotFoundError.
+
+    ``bundled`` says where Playwright's own Chromium is (None: not installed); by default
+    :func:`playwright_chromium`."""
     if explicit:
         path = Path(explicit).expanduser()
         resolved = path if path.is_file() else shutil.which(str(explicit))
@@ -106,8 +122,8 @@ def find_browser(
                 f"{NO_BROWSER_HELP}"
             )
         return FoundBrowser(Path(resolved), "explicit")
-    if use_playwright and (bundled := playwright_chromium()) is not None:
-        return FoundBrowser(bundled, "playwright")
+    if use_playwright and (own := (bundled or playwright_chromium)()) is not None:
+        return FoundBrowser(own, "playwright")
     for name in SYSTEM_BROWSERS:
         if found := shutil.which(name):
             return FoundBrowser(Path(found), "system")

@@ -34,6 +34,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +49,7 @@ from landmark.actors.browser import (
     find_browser,
     launch_browser,
     proxy_host,
+    running_playwright_chromium,
 )
 from landmark.actors.extraction import LANDMARKS_JS
 from landmark.actors.process_tree import pss_of, tree_pids
@@ -142,11 +144,12 @@ class BrowserSession:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        if self._found is None:
-            explicit = self.job.browser.executable or self._settings.browser
-            self._found = await asyncio.to_thread(find_browser, explicit)
         async with asyncio.timeout(self._launch_s):  # Playwright, Chromium and its pages
             self._playwright = await async_playwright().start()
+            if self._found is None:
+                explicit = self.job.browser.executable or self._settings.browser
+                bundled = partial(running_playwright_chromium, self._playwright)
+                self._found = find_browser(explicit, bundled=bundled)
             await self._open_browser()
 
     async def _launch(self) -> None:

@@ -137,15 +137,18 @@ def run_bench_command(args: argparse.Namespace) -> int:
     )
     context = {"command": _command_line(), "machine": machine(), "versions": versions()}
     began = time.monotonic()
+    written: dict[str, Path] = {}
     try:
         for name in names:
             try:
-                path = run_scenario(bench, name, context, args.results_dir)
+                written[name] = run_scenario(bench, name, context, args.results_dir)
             except Exception as error:  # one broken scenario must not stop 'all'
                 bench.failures.append(f"{name}: {type(error).__name__}: {error}")
                 bench.say(f"{name} failed: {error}")
                 continue
-            bench.say(f"{name}: wrote {path}")
+            bench.say(f"{name}: wrote {written[name]}")
+        if args.scenario == "all":
+            _profile_after(bench, args, context, written.get("throughput"))
     except KeyboardInterrupt:
         bench.say("interrupted; results so far are in " + str(args.results_dir))
         return EXIT_FAILED
@@ -182,6 +185,38 @@ def run_scenario(bench: Bench, name: str, context: dict[str, Any], results_dir: 
     path = results_dir / f"{name}-{started.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
     return path
+
+
+def _profile_after(
+    bench: Bench, args: argparse.Namespace, context: dict[str, Any], throughput: Path | None
+) -> None:
+    """``bench all``'s last step: the cost per container, landmark beside bare, saved with
+    the scenarios' context. The coordinator's figures come from the throughput scenario just
+    run (``--summary`` wins if given); a failure is recorded and stops nothing."""
+    from landmark.benchmarks.profile import (
+        Options,
+        run_profile,
+        save_profile,
+        throughput_coordinator,
+    )
+
+    bench.say(f"profile{' (quick)' if bench.quick else ''}")
+    began = time.monotonic()
+    try:
+        options = Options.from_args(args, default_out=False)
+        coordinator = None
+        if throughput is not None and args.summary is None:
+            ran = json.loads(throughput.read_text(encoding="utf-8"))
+            coordinator = throughput_coordinator({**ran, "_file": throughput.name}, options)
+        document = run_profile(options, coordinator)
+        timed = {**context, "duration_s": round(time.monotonic() - began, 1)}
+        paths = save_profile(document, options, args.results_dir, timed)
+    except Exception as error:  # like a scenario's: recorded, and the report still comes
+        bench.failures.append(f"profile: {type(error).__name__}: {error}")
+        bench.say(f"profile failed: {error}")
+        return
+    bench.failures += [f"profile: {problem}" for problem in document["failures"]]
+    bench.say(f"profile: wrote {', '.join(map(str, paths))}")
 
 
 def machine() -> dict[str, Any]:
@@ -269,7 +304,7 @@ def _hostile(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     began = time.monotonic()
     rows = run_hostile(names, args.bound, say=lambda line: print(line, flush=True))
-    path = write_document(rows, args.results_dir, started, _context(began))
+    path = write_document(rows, args.results_dir, started, run_context(began))
     print("\n".join(table(rows)))
     print(f"landmark bench hostile: wrote {path}", file=sys.stderr)
     failed = [row for row in rows if not row.passed]
@@ -299,7 +334,8 @@ def _accuracy(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     began = time.monotonic()
     results = run_suite(sites, args.pages, say=lambda line: print(line, flush=True))
-    context = {**_context(began), "params": {"sites": [s.name for s in sites], "pages": args.pages}}
+    params = {"sites": [s.name for s in sites], "pages": args.pages}
+    context = {**run_context(began), "params": params}
     path = write_document(results, args.results_dir, started, context)
     print("\n".join(table(results)))
     print(f"landmark bench accuracy: wrote {path}", file=sys.stderr)
@@ -328,7 +364,7 @@ def _service(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     began = time.monotonic()
     document = run_service_bench(params, say=lambda line: print(line, flush=True))
-    path = save_result("service", document, args.results_dir, started, _context(began))
+    path = save_result("service", document, args.results_dir, started, run_context(began))
     print("\n".join(table(document)))
     print(f"landmark bench service: wrote {path}", file=sys.stderr)
     for failure in document["failures"]:
@@ -336,7 +372,7 @@ def _service(args: argparse.Namespace) -> int:
     return EXIT_FAILED if document["failures"] else EXIT_OK
 
 
-def _context(began: float) -> dict[str, Any]:
+def run_context(began: float) -> dict[str, Any]:
     """What every results document says about its run: how long, how, and where."""
     return {
         "duration_s": round(time.monotonic() - began, 1),

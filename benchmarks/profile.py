@@ -19,9 +19,11 @@ and the bytes loaded; py-spy samples this process meanwhile when it is installed
 
 What a Ray run adds is not run here (no Ray is started): the coordinator's CPU per
 container comes from a real run's ``summary.json`` (the newest under ``runs/``, or
-``--summary``), and the pickling of a batch and its records, which Ray does at both ends
-of every call, is timed on this run's own containers and records. The table's last
-column names the source of every figure.
+``--summary``; in ``bench all``, from the throughput scenario just run), and the pickling
+of a batch and its records, which Ray does at both ends of every call, is timed on this
+run's own containers and records. The table's last column names the source of every
+figure. The JSON goes to the results folder, where ``bench report`` makes it RESULTS.md's
+*profile* section.
 """
 
 from __future__ import annotations
@@ -88,7 +90,10 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         help="a real run's summary.json for the coordinator's share (default: newest in runs/)",
     )
     group.add_argument(
-        "--out", type=Path, help="the JSON file (default: runs/profile/profile-MODE-TIME.json)"
+        "--out",
+        type=Path,
+        help="a copy of the JSON beside the results folder's (default for 'bench profile': "
+        "runs/profile/profile-MODE-TIME.json; 'bench all': none)",
     )
     group.add_argument("--no-py-spy", action="store_true", help="do not sample with py-spy")
     group.add_argument(
@@ -100,7 +105,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(slots=True)
 class Options:
-    """The command line, resolved: sizes from --quick unless given, the output path, and
+    """The command line, resolved: sizes from --quick unless given, the output paths, and
     the summary.json the coordinator's share is read from."""
 
     items: int
@@ -109,17 +114,20 @@ class Options:
     pages: int
     trace_items: int
     summary: Path | None
-    out: Path
+    out: Path | None  # a copy of the JSON beside the results folder's
+    traces: Path  # kept traces go beside this path
     py_spy: bool
     keep_traces: bool
     quick: bool
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Options:
+    def from_args(cls, args: argparse.Namespace, default_out: bool = True) -> Options:
+        """``default_out`` False: no copy under runs/ unless ``--out`` asks for one (``bench
+        all`` keeps its JSON in the results folder only)."""
         items = args.items or (QUICK_ITEMS if args.quick else ITEMS)
         traced = args.trace_items or (QUICK_TRACE_ITEMS if args.quick else TRACE_ITEMS)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        out = args.out or Path("runs") / "profile" / f"profile-{args.mode}-{stamp}.json"
+        default = Path("runs") / "profile" / f"profile-{args.mode}-{stamp}.json"
         return cls(
             items=items,
             mode=args.mode,
@@ -127,7 +135,8 @@ class Options:
             pages=max(1, args.concurrency),
             trace_items=max(1, traced),
             summary=args.summary or newest_summary(Path("runs")),
-            out=out,
+            out=args.out or (default if default_out else None),
+            traces=args.out or default,
             py_spy=not args.no_py_spy,
             keep_traces=args.keep_traces,
             quick=args.quick,
@@ -135,20 +144,43 @@ class Options:
 
 
 def run_profile_command(args: argparse.Namespace) -> int:
-    """Profile both contenders, write the JSON, print the table; 1 if a container failed."""
+    """Profile both contenders, save the JSON, print the table; 1 if a container failed."""
+    from landmark.benchmarks.harness import run_context
+
     options = Options.from_args(args)
     began = time.monotonic()
-    document = asyncio.run(profile(options))
-    document["duration_s"] = round(time.monotonic() - began, 1)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+    document = run_profile(options)
+    for path in save_profile(document, options, args.results_dir, run_context(began)):
+        say(f"wrote {path}")
     from landmark.benchmarks.profile_table import print_profile
 
     print_profile(document)
-    say(f"wrote {options.out}")
     for problem in document["failures"]:
         print(f"landmark bench profile: FAILED {problem}", file=sys.stderr)
     return EXIT_FAILED if document["failures"] else EXIT_OK
+
+
+def run_profile(options: Options, coordinator: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's document; ``coordinator`` (figures as :func:`coordinator_figures` gives
+    them) stands in for the summary.json when the caller has a fresher run's."""
+    return asyncio.run(profile(options, coordinator))
+
+
+def save_profile(
+    document: dict[str, Any], options: Options, results_dir: Path, context: dict[str, Any]
+) -> list[Path]:
+    """The document in the results folder, where ``bench report`` finds it, with the run's
+    context (command, machine, versions, duration) as every scenario's has it; and at
+    ``options.out`` too unless that is None (``bench all`` without ``--out``)."""
+    from landmark.benchmarks.report import save_result
+
+    started = datetime.fromisoformat(document["started"])
+    paths = [save_result("profile", document, results_dir, started, context)]
+    if options.out is not None:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_bytes(paths[0].read_bytes())
+        paths.append(options.out)
+    return paths
 
 
 def say(message: str) -> None:
@@ -208,10 +240,10 @@ class Totals:
     requests: Counter[str] = field(default_factory=Counter)
 
 
-async def profile(options: Options) -> dict[str, Any]:
-    """Both contenders measured on one site; the JSON document (what the table shows)."""
+async def profile(options: Options, coordinator: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Both contenders measured on one site; the JSON document (what the table shows) less
+    the run's context, which :func:`save_profile` adds."""
     from landmark.actors.browser import find_browser
-    from landmark.benchmarks.harness import machine, versions
     from landmark.benchmarks.site import SiteConfig, start_site_process
     from landmark.config.settings import Settings
 
@@ -232,10 +264,8 @@ async def profile(options: Options) -> dict[str, Any]:
                 contenders = await measure_both(stage, [bare, ours])
     return {
         "scenario": "profile",
+        "quick": options.quick,
         "started": started.isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "machine": machine(),
-        "versions": versions(),
         "load_average": os.getloadavg()[0],
         "params": {
             "items": options.items,
@@ -247,7 +277,7 @@ async def profile(options: Options) -> dict[str, Any]:
             "quick": options.quick,
         },
         "contenders": contenders,
-        "coordinator": coordinator_share(options.summary),
+        "coordinator": coordinator or coordinator_share(options.summary),
         "failures": failures(contenders),
     }
 
@@ -506,7 +536,7 @@ async def traced_pass(stage: Stage, contender: Contender) -> tuple[dict[str, Any
     figures = await asyncio.to_thread(analyse_trace, data, run.count)
     figures |= {"wall_ms": wall * 1000 / max(1, run.count), "trace_bytes": len(data)}
     if stage.options.keep_traces:
-        kept = stage.options.out.with_suffix(f".{contender.name}.trace.json")
+        kept = stage.options.traces.with_suffix(f".{contender.name}.trace.json")
         kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_bytes(data)
         figures["trace_file"] = str(kept)
@@ -589,20 +619,52 @@ def coordinator_share(path: Path | None) -> dict[str, Any]:
         return {"note": "no summary.json under runs/: run `landmark demo --items 400` first"}
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-        coordinator = summary["coordinator"]
-        records = max(1, int(summary["records"]))
-        return {
-            "source": str(path),
-            "written": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat("T", "seconds"),
-            "records": summary["records"],
-            "actors": len(summary.get("actors") or []),
-            "cpu_ms": coordinator["us_per_record"] / 1000,
-            "core_share": coordinator.get("core_share"),
-            "wakes": sum((coordinator.get("wakes") or {}).values()) / records,
-            "per_minute": summary.get("per_minute"),
-        }
+        written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat("T", "seconds")
+        return coordinator_figures(summary, f"summary.json: {path}", written)
     except (OSError, KeyError, TypeError, ValueError) as error:
         return {"note": f"{path}: no coordinator figures ({type(error).__name__}: {error})"}
+
+
+def coordinator_figures(summary: dict[str, Any], source: str, written: str) -> dict[str, Any]:
+    """The profile's coordinator figures from a summary (``records``, ``coordinator``,
+    ``actors`` as a list or a count, ``per_minute``), whichever run it comes from."""
+    coordinator = summary["coordinator"]
+    records = max(1, int(summary["records"]))
+    actors = summary.get("actors") or []
+    return {
+        "source": source,
+        "written": written,
+        "records": summary["records"],
+        "actors": actors if isinstance(actors, int) else len(actors),
+        "cpu_ms": coordinator["us_per_record"] / 1000,
+        "core_share": coordinator.get("core_share"),
+        "wakes": sum((coordinator.get("wakes") or {}).values()) / records,
+        "per_minute": summary.get("per_minute"),
+    }
+
+
+def throughput_coordinator(document: dict[str, Any], options: Options) -> dict[str, Any] | None:
+    """The coordinator figures of a throughput document's run of the profiled shape
+    (landmark, 1 actor x the profile's pages), in the profile's cell if it ran there, of the
+    run with the median CPU per container; None when no such run kept them."""
+    name = f"landmark-1x{options.pages}"
+    runs = [
+        run
+        for run in document.get("runs", [])
+        if run.get("contender") == name and (run.get("landmark") or {}).get("coordinator")
+    ]
+    cell = {"mode": options.mode, "latency_ms": options.latency_ms}
+    same = [run for run in runs if {k: run["cell"].get(k) for k in cell} == cell]
+    runs = sorted(same or runs, key=lambda run: run["landmark"]["coordinator"]["us_per_record"])
+    if not runs:
+        return None
+    run = runs[(len(runs) - 1) // 2]
+    where = f"{run['cell']['mode']} mode, {run['cell']['latency_ms']:g} ms"
+    summary = {**run["landmark"], "records": run["records"], "actors": 1}
+    source = (
+        f"throughput {document.get('_file', '')}: {name}, {where}, median-CPU run of {len(runs)}"
+    )
+    return coordinator_figures(summary, source, document.get("started", ""))
 
 
 def _spread(values: list[float]) -> dict[str, float | None]:

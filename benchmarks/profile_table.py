@@ -40,27 +40,61 @@ MAIN_KINDS = (
 
 def print_profile(document: dict[str, Any]) -> None:
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 132)
-    params = document["params"]
-    table = Table(
-        title=(
-            f"landmark bench profile: {params['items']} containers, {params['mode']} mode, "
-            f"site latency {params['latency_ms']:g} ms, {params['pages']} pages each; "
-            "per container"
-        ),
-        title_justify="left",
-    )
+    table = Table(title=title(document), title_justify="left")
     for name, justify in (("figure", "left"), ("landmark", "right"), ("bare", "right")):
         table.add_column(name, justify=justify)
     table.add_column("landmark − bare", justify="right")
     table.add_column("from", justify="left", style="dim")
-    for title, rows in sections(document):
-        table.add_row(f"[bold]{title}[/bold]", "", "", "", "")
-        for label, ours, theirs, source in rows:
-            table.add_row(label, _text(ours), _text(theirs), _delta(ours, theirs), source)
+    for heading, rows in text_sections(document):
+        table.add_row(f"[bold]{heading}[/bold]", "", "", "", "")
+        for row in rows:
+            table.add_row(*row)
         table.add_section()
     console.print(table)
     for line in reading(document):
         console.print(line, highlight=False)
+
+
+def markdown(document: dict[str, Any]) -> list[str]:
+    """The same table as Markdown, for RESULTS.md: a bold row per section, then the reading."""
+    lines = [
+        title(document),
+        "",
+        "| figure | landmark | bare | landmark − bare | from |",
+        "|---|--:|--:|--:|---|",
+    ]
+    for heading, rows in text_sections(document):
+        lines.append(f"| **{_cell(heading)}** | | | | |")
+        for label, *figures in rows:
+            indent = "&nbsp;&nbsp;" * ((len(label) - len(label.lstrip(" "))) // 2)
+            cells = [indent + _cell(label.lstrip(" ")), *map(_cell, figures)]
+            lines.append("| " + " | ".join(cells) + " |")
+    for line in reading(document):
+        lines += ["", line]
+    return lines
+
+
+def title(document: dict[str, Any]) -> str:
+    params = document["params"]
+    return (
+        f"landmark bench profile: {params['items']} containers, {params['mode']} mode, "
+        f"site latency {params['latency_ms']:g} ms, {params['pages']} pages each; "
+        "per container"
+    )
+
+
+TextRow = tuple[str, str, str, str, str]  # label, landmark, bare, difference, source
+
+
+def text_sections(document: dict[str, Any]) -> list[tuple[str, list[TextRow]]]:
+    """:func:`sections` with every value formatted, so the terminal and Markdown tables
+    show the same figures the same way."""
+    return [(heading, [_text_row(row) for row in rows]) for heading, rows in sections(document)]
+
+
+def _text_row(row: Row) -> TextRow:
+    label, ours, theirs, source = row
+    return label, _text(ours), _text(theirs), _delta(ours, theirs), source
 
 
 def sections(document: dict[str, Any]) -> list[tuple[str, list[Row]]]:
@@ -96,7 +130,7 @@ def ray_rows(document: dict[str, Any]) -> list[Row]:
     ray = lm.get("ray") or {}
     coordinator = document.get("coordinator") or {}
     source = coordinator.get("source")
-    where = f"summary.json: {source}" if source else coordinator.get("note", "")
+    where = source or coordinator.get("note", "")
     return [
         ("coordinator CPU, ms", coordinator.get("cpu_ms"), None, where),
         ("coordinator wake-ups", coordinator.get("wakes"), None, where if source else ""),
@@ -254,6 +288,11 @@ def _phases(phases: dict[str, float]) -> str:
 
 def _kinds(by_kind: dict[str, float]) -> str:
     return ", ".join(f"{kind.split('.')[-1]} {n:.2f}" for kind, n in list(by_kind.items())[:3])
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` in a note or path would split it."""
+    return text.replace("|", "\\|")
 
 
 def _text(value: Value) -> str:

@@ -17,9 +17,13 @@ from typing import Any
 
 MiB = 2**20
 ORDER = [
-    "throughput", "efficiency", "scaling", "depth", "memory", "spike", "chaos", "hostile",
-    "accuracy", "service",
+    "throughput", "profile", "efficiency", "scaling", "depth", "memory", "spike", "chaos",
+    "hostile", "accuracy", "service",
 ]  # fmt: skip
+# The contenders the targets name: LANDMARK is what ``budget.actors: auto`` gives on a
+# 2-CPU node, EFFICIENT the landmark of the efficiency and memory scenarios.
+LANDMARK, EFFICIENT, BARE, CRAWLEE = "landmark-1x4", "landmark-2x4", "bare-4", "crawlee-4"
+TARGET_LATENCIES = (0.0, 100.0)  # ms: the throughput cells the ratio targets hold in
 
 
 def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -90,10 +94,11 @@ def render(
             f"| {name}{quick} | `{doc['_file']}` | `{doc.get('command', '')}` | "
             f"{doc.get('started', '')} | {doc.get('duration_s', 0):.0f} s |"
         )
+    lines += ["", "## targets", "", *targets(documents)]
     for name in _ordered(documents):
         doc = documents[name]
         lines += ["", f"## {name}", ""]
-        if doc.get("runs"):
+        if doc.get("runs") or doc.get("contenders"):
             lines += SECTIONS.get(name, _generic)(doc)
         else:
             lines.append(f"No runs ({doc.get('params', {}).get('skipped', 'nothing ran')}).")
@@ -120,6 +125,118 @@ def _measurements() -> list[str]:
     return ["", *[line for line in text if not line.startswith("<!--")]]
 
 
+# -- targets ------------------------------------------------------------------------------------
+
+
+def targets(documents: dict[str, dict[str, Any]]) -> list[str]:
+    """Each target the benchmarks answer to, measured from the newest documents: met, missed,
+    or not measured (its scenario, cell or contender did not run). Figures are medians."""
+    throughput = documents.get("throughput")
+    rows = [_ratio_target(throughput, "click", ms, BARE, 0.8) for ms in TARGET_LATENCIES]
+    for ms in TARGET_LATENCIES:
+        rows += [
+            _ratio_target(throughput, "link", ms, CRAWLEE, 2.0),
+            _ratio_target(throughput, "link", ms, BARE, 0.8),
+        ]
+    rows += [_share_target(documents.get("efficiency")), *_memory_targets(documents.get("memory"))]
+    return [
+        "Ratios compare the median containers/min of one cell of the same file; *from* names "
+        "the file.",
+        "",
+        "| target | rule | measured | verdict | from |",
+        "|---|---|---|---|---|",
+        *rows,
+        *_coordinator_rows(throughput),
+    ]
+
+
+def _ratio_target(
+    doc: dict[str, Any] | None, mode: str, latency: float, other: str, floor: float
+) -> str:
+    """LANDMARK's containers/min over ``other``'s in one throughput cell, at least ``floor``."""
+    runs = _good([r for r in (doc or {}).get("runs", []) if _in_cell(r, mode, latency)])
+    groups = _by_contender(runs)
+    ours = _median_or_none(groups.get(LANDMARK, []), "per_min")
+    theirs = _median_or_none(groups.get(other, []), "per_min")
+    value = ours / theirs if ours is not None and theirs else None
+    shown = f"{value:.2f} ({ours:,.0f} / {theirs:,.0f} per min)" if value is not None else ""
+    target = f"{mode} mode, {latency:g} ms: {LANDMARK} ÷ {other}, containers/min"
+    return _target(target, f"≥ {floor:g}", value, value is not None and value >= floor, shown, doc)
+
+
+def _share_target(doc: dict[str, Any] | None, latency: float = 200.0) -> str:
+    """EFFICIENT's container share at ``latency``: the part of each container's time that
+    is the site's own."""
+    runs = [r for r in (doc or {}).get("runs", []) if r["cell"].get("latency_ms") == latency]
+    value = _median_or_none(_good(_by_contender(runs).get(EFFICIENT, [])), "container_share")
+    ok = value is not None and value >= 0.8
+    shown = f"{value * 100:.1f}%" if value is not None else ""
+    target = f"efficiency, {latency:g} ms site latency: {EFFICIENT} container share"
+    return _target(target, "≥ 80%", value, ok, shown, doc)
+
+
+def _memory_targets(doc: dict[str, Any] | None) -> list[str]:
+    """The long run's growth from warm to end (as its section computes it) and OOM kills."""
+    runs = [r for r in _good((doc or {}).get("runs", [])) if (r.get("series") or {}).get("rss")]
+    growth = _median_or_none(runs, lambda r: memory_growth(r)[2])
+    kills = _values(runs, lambda r: (r.get("landmark") or {}).get("oom_kills"))
+    killed = sum(kills) if kills else None
+    return [
+        _target(
+            "memory: tree RSS growth, warm to end",
+            "≤ 10%",
+            growth,
+            growth is not None and growth <= 10,
+            f"{growth:+.1f}%" if growth is not None else "",
+            doc,
+        ),
+        _target("memory: OOM kills", "0", killed, killed == 0, f"{killed or 0:.0f}", doc),
+    ]
+
+
+def _coordinator_rows(doc: dict[str, Any] | None) -> list[str]:
+    """The coordinator's CPU per container and share of one core, per throughput cell:
+    reported, no threshold."""
+    runs = [r for r in _good((doc or {}).get("runs", [])) if r["contender"] == LANDMARK]
+    rows = []
+    for cell, group in _by_cell(runs).items():
+        kept = [r for r in group if (r.get("landmark") or {}).get("coordinator")]
+        us = _median_or_none(kept, lambda r: r["landmark"]["coordinator"].get("us_per_record"))
+        share = _median_or_none(kept, lambda r: r["landmark"]["coordinator"].get("core_share"))
+        if us is None or share is None:
+            continue
+        shown = f"{us:,.0f} µs per container, {share * 100:.1f}% of one core"
+        rows.append(
+            f"| {cell}: {LANDMARK} coordinator CPU | - | {shown} | reported | {_from(doc)} |"
+        )
+    if rows:
+        return rows
+    return [f"| {LANDMARK} coordinator CPU per container | - | - | not measured | {_from(doc)} |"]
+
+
+def _target(
+    target: str, rule: str, value: float | None, ok: bool, shown: str, doc: dict[str, Any] | None
+) -> str:
+    verdict = "not measured" if value is None else "met" if ok else "**missed**"
+    return (
+        f"| {target} | {rule} | {shown if value is not None else '-'} | {verdict} | {_from(doc)} |"
+    )
+
+
+def _from(doc: dict[str, Any] | None) -> str:
+    if doc is None:
+        return "no file"
+    return f"`{doc.get('_file', '')}`" + (" (quick)" if doc.get("quick") else "")
+
+
+def _in_cell(run: dict[str, Any], mode: str, latency: float) -> bool:
+    return run["cell"].get("mode") == mode and run["cell"].get("latency_ms") == latency
+
+
+def _good(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in runs if not r.get("error") and not r.get("unavailable")]
+
+
 # -- sections -----------------------------------------------------------------------------------
 
 
@@ -129,8 +246,8 @@ def _throughput(doc: dict[str, Any]) -> list[str]:
         f"{params.get('items')} items per gallery (the seeds' baseline takes fewer, see "
         "*items*); containers/min over the job's wall time (browser start included, runtime "
         "start-up excluded); *first record*: from the job's start to its first record (for "
-        "landmark, its first line on disk: the store flushes once a second); latency per "
-        "container.",
+        "landmark, its first line on disk, flushed at once); latency per container; "
+        "*landmark start-up*: where landmark's time to its first record went.",
         "",
     ]
     for cell, runs in _by_cell(doc["runs"]).items():
@@ -156,8 +273,46 @@ def _throughput(doc: dict[str, Any]) -> list[str]:
                 f"{_spread(good, lambda r: r['score']['accuracy'] * 100, 1)}% | {_lost(good)} | "
                 f"{_spread(good, lambda r: r['memory'].get('rss_max', 0) / MiB, 0)} |"
             )
-        lines += ["", *_ratio_matrix(medians), ""]
+        lines += ["", *_ratio_matrix(medians), *_startup(runs), ""]
     return lines
+
+
+def _startup(runs: list[dict[str, Any]]) -> list[str]:
+    """Where landmark's time to its first record goes: each milestone of the Coordinator's
+    start (seconds from its own start), then the driver's first record and whole wall.
+    Nothing for files older than the milestones."""
+    from landmark.coordinator.run_stats import MILESTONES
+
+    groups = {
+        name: good
+        for name, group in _by_contender(runs).items()
+        if (good := [r for r in group if (r.get("landmark") or {}).get("startup_s")])
+    }
+    if not groups:
+        return []
+    lines = [
+        "",
+        "landmark start-up (median s; milestones from the Coordinator's start, *first record* "
+        "and *wall* from the driver's call):",
+        "",
+        "| contender | n | " + " | ".join(m.replace("_", " ") for m in MILESTONES)
+        + " | first record | wall |",
+        "|---|" + "---|" * (len(MILESTONES) + 3),
+    ]  # fmt: skip
+    for name, good in groups.items():
+        cells = [
+            _median_text(good, lambda r, m=m: r["landmark"]["startup_s"].get(m)) for m in MILESTONES
+        ]
+        cells += [_median_text(good, "first_record_s"), _median_text(good, "wall_s")]
+        lines.append(f"| {name} | {len(good)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _profile(doc: dict[str, Any]) -> list[str]:
+    """``bench profile``'s table (``benchmarks/profile_table.py``) as Markdown."""
+    from landmark.benchmarks.profile_table import markdown
+
+    return markdown(doc)
 
 
 def _efficiency(doc: dict[str, Any]) -> list[str]:
@@ -281,20 +436,27 @@ def _memory(doc: dict[str, Any]) -> list[str]:
         if row.get("error"):
             lines.append(f"| {row['contender']} | {row['items']} | {row['error']} |")
             continue
-        series = row.get("series", {})
-        rss, t = series.get("rss") or [0], series.get("t") or [0]
-        pairs = list(zip(rss, t, strict=False))
-        warm = next((r for r, s in pairs if s >= 0.1 * t[-1]), rss[0])
-        # The sampler outlives the run (teardown frees everything): "end" is the last
-        # sample inside the first 90% of the sampled time, still under load.
-        end = next((r for r, s in reversed(pairs) if s <= 0.9 * t[-1]), rss[-1])
-        growth = (end - warm) / warm * 100 if warm else 0.0
+        rss = (row.get("series") or {}).get("rss") or [0]
+        warm, end, growth = memory_growth(row)
         lines.append(
             f"| {row['contender']} | {row['items']} | {row['wall_s']:.0f} | {row['per_min']:.0f} | "
             f"{rss[0] / MiB:.0f} | {warm / MiB:.0f} | {end / MiB:.0f} | {max(rss) / MiB:.0f} | "
             f"{growth:+.1f}% | {_lost([row])} |"
         )
     return lines
+
+
+def memory_growth(row: dict[str, Any]) -> tuple[float, float, float]:
+    """The tree RSS when warm and at the end of a run, and the growth between, in percent.
+    *warm* is the first sample after 10% of the sampled time (actors and browsers up)."""
+    series = row.get("series") or {}
+    rss, t = series.get("rss") or [0], series.get("t") or [0]
+    pairs = list(zip(rss, t, strict=False))
+    warm = next((r for r, s in pairs if s >= 0.1 * t[-1]), rss[0])
+    # The sampler outlives the run (teardown frees everything): "end" is the last
+    # sample inside the first 90% of the sampled time, still under load.
+    end = next((r for r, s in reversed(pairs) if s <= 0.9 * t[-1]), rss[-1])
+    return warm, end, (end - warm) / warm * 100 if warm else 0.0
 
 
 def _spike(doc: dict[str, Any]) -> list[str]:
@@ -412,6 +574,7 @@ def _field_scores(scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "throughput": _throughput,
+    "profile": _profile,
     "efficiency": _efficiency,
     "scaling": _scaling,
     "depth": _depth,
@@ -572,8 +735,20 @@ def _values(runs: list[dict[str, Any]], key: str | Callable[[dict[str, Any]], An
 
 
 def _median(runs: list[dict[str, Any]], key: str | Callable[[dict[str, Any]], Any]) -> float:
+    return _median_or_none(runs, key) or 0.0
+
+
+def _median_or_none(
+    runs: list[dict[str, Any]], key: str | Callable[[dict[str, Any]], Any]
+) -> float | None:
+    """The median, or None when no run has the figure (not measured is not zero)."""
     values = _values(runs, key)
-    return statistics.median(values) if values else 0.0
+    return statistics.median(values) if values else None
+
+
+def _median_text(runs: list[dict[str, Any]], key: str | Callable[[dict[str, Any]], Any]) -> str:
+    value = _median_or_none(runs, key)
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _spread(

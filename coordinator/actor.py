@@ -179,6 +179,7 @@ class Coordinator:
     async def run(self) -> dict[str, Any]:
         try:
             self._resume(await self._open_store())
+            self.stats.mark("store_open")
             self.crew.start_metrics()
             self._background(self._housekeeping())
             if self.pool is None:  # a pool's actors are placed by the service
@@ -268,6 +269,7 @@ class Coordinator:
     # -- batches -----------------------------------------------------------------------------
     def _send(self, assignment: Assignment) -> None:
         lease = assignment.lease
+        self.stats.mark("batch_sent")
         self.store.leased(lease.containers, lease.attempts)
         task = asyncio.create_task(self._run_batch(assignment.actor, lease))
         self._batches[task] = assignment.actor
@@ -321,7 +323,9 @@ class Coordinator:
             node = self.crew.node_of.get(name)
             if not self.scheduler.actor_ready(name, node):
                 self.crew.kill(name)
-            elif (after := self.node_keeper.actor_started(node)) is not None:
+                return
+            self.stats.mark("actor_ready")
+            if (after := self.node_keeper.actor_started(node)) is not None:
                 logger.info("%s started on node %s, %.1fs after it joined",
                             name, (node or "?")[:8], after)  # fmt: skip
         finally:
@@ -335,6 +339,8 @@ class Coordinator:
         ledger = self.scheduler.ledger
         fresh = list({c.id: c for c in containers if ledger.state_of(c.id) is None}.values())
         ledger.duplicates_discovered += len(containers) - len(fresh)
+        if containers:
+            self.stats.mark("containers_found")
         fresh = self._serve_cached(fresh)
         self.store.added(fresh)
         self.write_all(self.scheduler.add(fresh))
@@ -361,6 +367,8 @@ class Coordinator:
                 host,
             )
         self.output.write(record)
+        if self.stats.records == 1:  # the first at once: whoever tails the log sees work start
+            self._flush_or_pause()
 
     # -- housekeeping: verdict, flushes, learner snapshots -----------------------------------
     def _background(self, coroutine) -> None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from landmark.actors.learner import percentile
 from landmark.config.records import Record, Status
 
+# The start of a run, in order: the store taken over, the first BrowserActor ready, the
+# first containers found, the first batch sent, the first record written.
+MILESTONES = ("store_open", "actor_ready", "containers_found", "batch_sent", "record_written")
 LATENCY_RESERVOIR = 10_000
 RATE_WINDOW_S = 10.0
 HOSTS_KEPT = 1_000  # blocked hosts counted by name; beyond, not counted
@@ -41,7 +44,15 @@ class RunStats:
     blocked_hosts: dict[str, int] = field(default_factory=dict)  # host → records it was in
     by_actor: dict[str, int] = field(default_factory=dict)  # actor → records it extracted
     done_times: deque[float] = field(default_factory=deque)
+    # When each step of the run's start first happened, in seconds from ``started``: where
+    # the time to the first record goes (see MILESTONES).
+    milestones: dict[str, float] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=lambda: random.Random(1))
+
+    def mark(self, milestone: str) -> None:
+        """Note the first time ``milestone`` happened; later times are not kept."""
+        if milestone not in self.milestones:
+            self.milestones[milestone] = round(time.monotonic() - self.started, 3)
 
     def note_blocked(self, record: Record) -> list[str]:
         """Count the hosts the record's page was refused; return those new to the run."""
@@ -55,6 +66,7 @@ class RunStats:
         return new
 
     def wrote(self, record: Record) -> None:
+        self.mark("record_written")
         self.records += 1
         self.by_status[record.status] = self.by_status.get(record.status, 0) + 1
         if record.cached:

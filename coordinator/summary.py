@@ -80,6 +80,7 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "resumed": stats.resumed,
         "by_status": dict(stats.by_status),
         "wall_s": round(wall, 3),
+        "startup_s": dict(stats.milestones),
         "per_minute": round(stats.records / wall * 60, 1) if wall > 0 else 0.0,
         "latency_ms": stats.latency_ms(),
         "retries": ledger.retries,

@@ -24,6 +24,7 @@ def test_profile_quick_measures_both_contenders(tmp_path, capsys):
     run = {"records": 400, "per_minute": 1000.0, "actors": [{}], "coordinator": coordinator}
     summary.write_text(json.dumps(run), encoding="utf-8")
     argv = ["profile", "--quick", "--no-py-spy", "--out", str(out), "--summary", str(summary)]
+    argv += ["--results-dir", str(tmp_path / "results")]
 
     status = main(argv)
 
@@ -45,5 +46,7 @@ def test_profile_quick_measures_both_contenders(tmp_path, capsys):
     assert contenders["landmark"]["ray"]["calls"] > 0
     assert document["coordinator"]["cpu_ms"] == pytest.approx(1.375)
     assert document["coordinator"]["wakes"] == pytest.approx(146 / 400)
+    saved = list((tmp_path / "results").glob("profile-*.json"))  # where the report finds it
+    assert [json.loads(path.read_text())["scenario"] for path in saved] == ["profile"]
     printed = capsys.readouterr().out
     assert "landmark bench profile" in printed and "getMetrics" in printed

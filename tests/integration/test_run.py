@@ -27,6 +27,7 @@ from run_helpers import RUN_TIMEOUT_S, background_run, run_to_end, wait_until
 
 from landmark.benchmarks.site import GallerySite, SiteConfig
 from landmark.config.records import Status
+from landmark.coordinator.run_stats import MILESTONES
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
@@ -78,6 +79,10 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
     assert summary["peak_tree_pss"] > 0
     assert len(summary["actors"]) == 2  # both actors ran to the end and reported
     assert summary["actor_deaths"] == 0
+    startup = summary["startup_s"]  # where the time to the first record went, in order
+    assert list(startup) == list(MILESTONES), startup
+    assert list(startup.values()) == sorted(startup.values())
+    assert 0 <= startup["record_written"] <= summary["wall_s"]
 
 
 def test_a_file_listed_source_under_a_host_name_is_allowed_and_normalised(

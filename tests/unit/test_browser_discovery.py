@@ -57,6 +57,27 @@ def test_playwright_bundled_before_system(tmp_path, empty_path, monkeypatch):
     assert find_browser().origin == "playwright"
 
 
+def test_an_actor_asks_its_running_playwright_not_a_second_driver(tmp_path, empty_path):
+    """The actor has Playwright started already: its answer is used, and a Playwright that
+    has no browser of its own falls through to the system one."""
+    system = fake_browser(empty_path, "chromium")
+    bundled = fake_browser(tmp_path, "chrome-bundled")
+    assert find_browser(bundled=lambda: bundled).path == bundled
+
+    class NoBrowser:  # what Playwright's chromium says when nothing is installed
+        @property
+        def executable_path(self) -> str:
+            return str(tmp_path / "not-installed" / "chrome")
+
+    class Running:
+        chromium = NoBrowser()
+
+    running = browser.running_playwright_chromium(Running())  # type: ignore[arg-type]
+    assert running is None
+    found = find_browser(bundled=lambda: running)
+    assert (found.path, found.origin) == (system, "system")
+
+
 def test_system_browsers_in_order(empty_path, monkeypatch):
     monkeypatch.setattr(browser, "playwright_chromium", lambda: None)
     fake_browser(empty_path, "google-chrome")

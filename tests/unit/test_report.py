@@ -4,8 +4,12 @@ per run, named at the end) and whether the load monitor is down."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+from landmark.benchmarks.profile import Options, save_profile, throughput_coordinator
+from landmark.benchmarks.report import latest_results, render, targets
 from landmark.config.job import JobSpec
 from landmark.config.records import Record
 from landmark.coordinator.crew import Crew
@@ -110,3 +114,183 @@ def test_nodes_that_joined_or_left_are_named_with_the_wait_for_their_first_actor
         "node 1a2b3c4d joined at 12.0 s (first actor 3.1 s later); node 9f8e7d6c left at 40.2 s"
     )
     assert "nodes joined / left" not in dict(summary_rows(summary(node_events=[])))
+
+
+# -- benchmarks/RESULTS.md: targets, start-up, profile (benchmarks/report.py) -------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def bench_run(contender: str, mode: str, latency: float, per_min: float, **extra: Any) -> dict:
+    """One row of a throughput or efficiency document, as scenarios._row writes it."""
+    return {
+        "contender": contender,
+        "cell": {"mode": mode, "latency_ms": latency},
+        "items": 40,
+        "records": 40,
+        "concurrency": 4,
+        "error": None,
+        "unavailable": None,
+        "per_min": per_min,
+        "wall_s": 40 / per_min * 60,
+        "first_record_s": 2.5,
+        "p50_ms": 50.0,
+        "p95_ms": 90.0,
+        "score": {"accuracy": 1.0, "lost": 0, "duplicates": 0},
+        "memory": {"rss_max": 2**30},
+        **extra,
+    }
+
+
+def scenario(name: str, runs: list[dict], **extra: Any) -> dict[str, Any]:
+    return {"scenario": name, "_file": f"{name}-1.json", "started": "2026", "runs": runs, **extra}
+
+
+def target_rows(documents: dict[str, dict]) -> dict[str, list[str]]:
+    """The targets table as {target: [rule, measured, verdict, from]}."""
+    rows = [line for line in targets(documents) if line.startswith("| ") and "---" not in line]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]
+    return {first: rest for first, *rest in cells}
+
+
+def test_targets_say_met_missed_or_not_measured_from_the_medians():
+    runs = [
+        *(bench_run("landmark-1x4", "click", 0.0, v) for v in (850, 900, 2000)),
+        bench_run("bare-4", "click", 0.0, 1000),
+        bench_run("landmark-1x4", "click", 100.0, 500),
+        bench_run("bare-4", "click", 100.0, 1000),
+        bench_run("bare-4", "click", 100.0, 1, error="boom"),  # not counted
+    ]
+    memory = bench_run("landmark-2x4", "click", 0.0, 600, landmark={"oom_kills": 0})
+    memory["series"] = {"t": list(range(11)), "rss": [100, 200, *[205] * 7, 210, 50]}
+    rows = target_rows(
+        {"throughput": scenario("throughput", runs), "memory": scenario("memory", [memory])}
+    )
+
+    click0 = rows["click mode, 0 ms: landmark-1x4 ÷ bare-4, containers/min"]
+    assert click0 == ["≥ 0.8", "0.90 (900 / 1,000 per min)", "met", "`throughput-1.json`"]
+    click100 = rows["click mode, 100 ms: landmark-1x4 ÷ bare-4, containers/min"]
+    assert click100[1:3] == ["0.50 (500 / 1,000 per min)", "**missed**"]
+    crawlee = rows["link mode, 0 ms: landmark-1x4 ÷ crawlee-4, containers/min"]
+    assert crawlee == ["≥ 2", "-", "not measured", "`throughput-1.json`"]
+    share = rows["efficiency, 200 ms site latency: landmark-2x4 container share"]
+    assert share == ["≥ 80%", "-", "not measured", "no file"]
+    # warm: the first sample from 10% of the time on (200); end: the last up to 90% (210),
+    # not the teardown after it
+    assert rows["memory: tree RSS growth, warm to end"][1:3] == ["+5.0%", "met"]
+    assert rows["memory: OOM kills"][1:3] == ["0", "met"]
+    assert rows["landmark-1x4 coordinator CPU per container"][2] == "not measured"
+
+
+def test_targets_report_the_coordinators_cpu_and_a_missed_share():
+    coordinator = {"cpu_s": 0.1, "us_per_record": 1250.0, "core_share": 0.045, "wakes": {}}
+    runs = [bench_run("landmark-1x4", "link", 100.0, 300, landmark={"coordinator": coordinator})]
+    efficiency = [
+        bench_run("landmark-2x4", "click", 200.0, 100, container_share=share)
+        for share in (0.7, 0.75, 0.9)
+    ]
+    documents = {
+        "throughput": scenario("throughput", runs, quick=True),
+        "efficiency": scenario("efficiency", efficiency),
+    }
+    rows = target_rows(documents)
+    cpu = rows["link mode, site latency 100 ms: landmark-1x4 coordinator CPU"]
+    assert cpu == [
+        "-",
+        "1,250 µs per container, 4.5% of one core",
+        "reported",
+        "`throughput-1.json` (quick)",
+    ]
+    share = rows["efficiency, 200 ms site latency: landmark-2x4 container share"]
+    assert share[1:3] == ["75.0%", "**missed**"]
+
+
+def test_the_throughput_cell_shows_landmarks_start_up_when_the_runs_kept_it():
+    startup = {"store_open": 0.2, "actor_ready": 3.1, "containers_found": 3.9,
+               "batch_sent": 4.0, "record_written": 4.6}  # fmt: skip
+    runs = [
+        bench_run("landmark-1x4", "click", 0.0, 300, landmark={"startup_s": startup}),
+        bench_run(
+            "landmark-1x4",
+            "click",
+            0.0,
+            300,
+            landmark={"startup_s": {**startup, "actor_ready": 3.5}},
+        ),
+        bench_run("bare-4", "click", 0.0, 1000),
+    ]
+    text = render({"throughput": scenario("throughput", runs, params={"items": 40})})
+    assert "landmark start-up (median s" in text
+    header = next(line for line in text.splitlines() if line.startswith("| contender | n | store"))
+    assert header == (
+        "| contender | n | store open | actor ready | containers found | batch sent | "
+        "record written | first record | wall |"
+    )
+    assert "| landmark-1x4 | 2 | 0.20 | 3.30 | 3.90 | 4.00 | 4.60 | 2.50 | 8.00 |" in text
+    older = [bench_run("landmark-1x4", "click", 0.0, 300, landmark={"wall_s": 5.0})]
+    assert "landmark start-up (median s" not in render(
+        {"throughput": scenario("throughput", older)}
+    )
+
+
+def test_the_profile_renders_as_markdown_right_after_throughput():
+    profile = json.loads((FIXTURES / "profile-quick.json").read_text(encoding="utf-8"))
+    documents = {
+        "memory": scenario("memory", []),
+        "profile": {**profile, "_file": "profile-1.json"},
+        "throughput": scenario("throughput", [bench_run("bare-4", "click", 0.0, 1000)]),
+    }
+    text = render(documents)
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[:4] == ["## Machine and versions", "## targets", "## throughput", "## profile"]
+    part = text.split("## profile", 1)[1].split("\n## ", 1)[0]
+    assert "40 containers, click mode, site latency 0 ms, 4 pages each" in part
+    assert "| figure | landmark | bare | landmark − bare | from |" in part
+    assert "| **end to end** | | | | |" in part
+    assert "| containers | 40 | 40 | +0 | records; failed ones fail the run |" in part
+    assert "| coordinator CPU, ms | 1.37 | — |  | runs/demo/summary.json |" in part
+    assert "| &nbsp;&nbsp;on the Playwright wire, ms | 0.212 | 0.276 | -0.065 |" in part
+    assert "\nChromium CPU per container (psutil): landmark 18.5 ms, bare 15.5 ms" in part
+
+
+def test_a_saved_profile_is_the_newest_profile_and_feeds_on_throughputs_coordinator(tmp_path):
+    coordinator = {"cpu_s": 0.2, "us_per_record": 2000.0, "core_share": 0.05,
+                   "wakes": {"tick": 10, "done": 30}}  # fmt: skip
+    runs = [
+        bench_run(
+            "landmark-1x4",
+            "click",
+            0.0,
+            300,
+            landmark={"coordinator": {**coordinator, "us_per_record": us}, "per_minute": 320.0},
+        )
+        for us in (3000.0, 2000.0, 1000.0)
+    ]
+    runs.append(bench_run("landmark-1x4", "link", 0.0, 300, landmark={"coordinator": coordinator}))
+    options = profile_options(tmp_path)
+    figures = throughput_coordinator(scenario("throughput", runs), options)
+    assert figures is not None
+    assert figures["cpu_ms"] == 2.0  # the median run of the profiled cell
+    assert figures["wakes"] == 1.0  # 40 wake-ups over 40 records
+    assert figures["source"].startswith("throughput throughput-1.json: landmark-1x4, click mode")
+    other_shape = profile_options(tmp_path, pages=8)  # no landmark-1x8 ran: the summary's
+    assert throughput_coordinator(scenario("throughput", runs), other_shape) is None
+
+    profile = json.loads((FIXTURES / "profile-quick.json").read_text(encoding="utf-8"))
+    context = {"command": "landmark bench all", "machine": {"cores_logical": 2},
+               "versions": {"python": "3"}, "duration_s": 20.0}  # fmt: skip
+    paths = save_profile(profile, options, tmp_path / "results", context)
+    assert paths[1] == options.out and options.out.read_bytes() == paths[0].read_bytes()
+    assert paths[0].name == "profile-20261130T163209.json"
+    saved = latest_results(tmp_path / "results")["profile"]
+    assert saved["command"] == "landmark bench all"
+    assert saved["machine"] == {"cores_logical": 2}
+    assert saved["contenders"]["landmark"]["containers"] == 40
+
+
+def profile_options(tmp_path: Path, pages: int = 4) -> Options:
+    return Options(
+        items=40, mode="click", latency_ms=0.0, pages=pages, trace_items=16, summary=None,
+        out=tmp_path / "copy.json", traces=tmp_path / "copy.json", py_spy=False,
+        keep_traces=False, quick=True,
+    )  # fmt: skip
