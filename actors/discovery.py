@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -78,12 +79,13 @@ class Discovery:
                 slot.gallery = source
             await self._wait_for_cards(slot, domain)
             seen: set[str] = set()
-            fresh = self._new_containers(source, await self._cards_now(slot, domain), seen)
+            run = uuid.uuid4().hex  # the page sends each card once per run (gallery.js)
+            fresh = self._new_containers(source, await self._cards_now(slot, domain, run), seen)
             if fresh:  # before the first step, which may wait a whole idle period at the end
                 self.discovered += len(fresh)
                 yield fresh
             while True:
-                step = await self._step(slot, domain)
+                step = await self._step(slot, domain, run)
                 fresh = self._new_containers(source, step["cards"], seen)
                 if fresh:
                     self.discovered += len(fresh)
@@ -127,17 +129,19 @@ class Discovery:
         async with asyncio.timeout(self.job.timeouts.container.total_seconds()):
             return await self.session.acquire(source)
 
-    async def _step(self, slot: Slot, domain: str) -> dict[str, Any]:
+    async def _step(self, slot: Slot, domain: str, run: str) -> dict[str, Any]:
+        """Scroll a screen: the cards not sent before in this ``run``, and whether the
+        gallery ended."""
         idle = self.deadlines(domain, "discover_idle", self.job.timeouts.discovery_idle)
-        args = self.gallery_args(idle, domain)
+        args = self.gallery_args(idle, domain) | {"run": run}
         async with asyncio.timeout(idle.total_seconds() + self._grace()):
             step = await slot.page.evaluate("(a) => window.__landmarkGallery.step(a)", args)
         if step["grewAfterMs"] is not None:
             self.learner.observe(domain, "discover_idle", step["grewAfterMs"] / 1000)
         return step
 
-    async def _cards_now(self, slot: Slot, domain: str) -> list[dict]:
-        args = self.gallery_args(self.job.timeouts.discovery_idle, domain)
+    async def _cards_now(self, slot: Slot, domain: str, run: str) -> list[dict]:
+        args = self.gallery_args(self.job.timeouts.discovery_idle, domain) | {"run": run}
         async with asyncio.timeout(self._grace()):
             return await slot.page.evaluate("(a) => window.__landmarkGallery.cards(a)", args)
 

@@ -106,14 +106,41 @@
     return link ? link.href : null;
   };
 
+  // What one discovery (args.run) has already sent to Python. A step that sent every card
+  // in the DOM made a long gallery quadratic: at 10,000 cards the actor's CPU went to
+  // decoding cards it had seen, and its pages waited. A card comes again only if its
+  // identity changed (a virtualised list reuses its elements); Python still drops repeats.
+  let sentFor = null;
+  let sent = new Set(); // [attr, href, text] of every card sent
+  let sentText = new WeakMap(); // card -> its textContent when last read (text identities)
+
+  const readCard = (el, args) => {
+    let text = null;
+    if (args.wantText) {
+      const raw = el.textContent;
+      if (args.run && sentText.get(el) === raw) return null; // unchanged since sent
+      sentText.set(el, raw);
+      text = (el.innerText || raw || "").trim();
+    }
+    return { attr: args.idAttr ? el.getAttribute(args.idAttr) : null, href: linkOf(el, args), text };
+  };
+
   const collect = (args) => {
+    if (args.run !== sentFor) {
+      sentFor = args.run;
+      sent = new Set();
+      sentText = new WeakMap();
+    }
     const cards = [];
     for (const el of document.querySelectorAll(args.cardSelector)) {
-      cards.push({
-        attr: args.idAttr ? el.getAttribute(args.idAttr) : null,
-        href: linkOf(el, args),
-        text: args.wantText ? (el.innerText || el.textContent || "").trim() : null,
-      });
+      const card = readCard(el, args);
+      if (card === null) continue;
+      if (args.run) {
+        const key = JSON.stringify([card.attr, card.href, card.text]);
+        if (sent.has(key)) continue;
+        sent.add(key);
+      }
+      cards.push(card);
     }
     return cards;
   };

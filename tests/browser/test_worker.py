@@ -207,6 +207,36 @@ def test_virtualised_gallery_yields_every_container_once(run, worker_for, tmp_pa
     assert len(chunks) >= 2  # streamed in chunks, not one list at the end
 
 
+@pytest.mark.parametrize("virtualize", [False, True])
+def test_discovery_sends_each_card_once_not_every_card_every_step(
+    run, worker_for, tmp_path, monkeypatch, virtualize
+):
+    """A step that sent every card in the DOM made a long gallery's discovery quadratic (a
+    10,000-item gallery's actor spent its CPU decoding cards it had already seen, while its
+    pages waited). Each card crosses to Python once; a card a virtualised list dropped and
+    brought back may come again (Python's own set drops it)."""
+    from landmark.actors.discovery import Discovery
+
+    config = SiteConfig(items=600, virtualize=virtualize)
+    received: list[int] = []
+    original = Discovery._new_containers
+
+    def counting(self, source, cards, seen):
+        received.append(len(cards))
+        return original(self, source, cards, seen)
+
+    monkeypatch.setattr(Discovery, "_new_containers", counting)
+    with GallerySite(config) as site:
+        worker = worker_for(gallery_job(site.url, tmp_path))
+        chunks = run(discover_all(worker, site.url))
+        truth = site.truth()
+
+    assert [c.id for chunk in chunks for c in chunk] == [item["id"] for item in truth]
+    assert len(received) > 10  # many steps: the gallery grew screen by screen
+    bound = config.items if not virtualize else 2 * config.items
+    assert sum(received) <= bound, (sum(received), len(received))
+
+
 def test_unreachable_source_fails_clearly(run, worker_for, tmp_path):
     source = f"http://127.0.0.1:{closed_port()}/"
     worker = worker_for(gallery_job(source, tmp_path))
