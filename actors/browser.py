@@ -102,7 +102,6 @@ def running_playwright_chromium(playwright: Playwright) -> Path | None:
 def find_browser(
     explicit: str | Path | None = None,
     *,
-    use_playwright: bool = True,
     bundled: Callable[[], Path | None] | None = None,
 ) -> FoundBrowser:
     """The browser to launch, by the order in the module docstring; raises BrowserNotFoundError.
@@ -122,7 +121,7 @@ def find_browser(
                 f"{NO_BROWSER_HELP}"
             )
         return FoundBrowser(Path(resolved), "explicit")
-    if use_playwright and (own := (bundled or playwright_chromium)()) is not None:
+    if (own := (bundled or playwright_chromium)()) is not None:
         return FoundBrowser(own, "playwright")
     for name in SYSTEM_BROWSERS:
         if found := shutil.which(name):
