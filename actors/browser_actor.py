@@ -69,6 +69,10 @@ class BrowserActor:
             ray.actor.exit_actor()  # the coordinator sees a dead actor and replaces it
             raise
 
+    async def set_pages(self, pages: int) -> int:
+        """Work ``pages`` pages at once: the coordinator's page governor decides."""
+        return await self._worker.set_pages(pages)
+
     async def recycle(self, reason: str) -> None:
         self._worker.request_recycle(reason)
 

@@ -101,7 +101,8 @@ class ContainerReader:
         self.counts = {Status.OK: 0, Status.PARTIAL: 0, Status.FAILED: 0}
         self.containers = 0
         budget = job.budget
-        rounds = math.ceil((budget.pages_per_actor + budget.batch_size) / budget.pages_per_actor)
+        pages = budget.first_pages  # the fewest it works at once (the page governor's floor)
+        rounds = math.ceil((pages + budget.batch_size) / pages)
         # a slot frees within a container's deadline per round of work queued before ours
         self._acquire_s = rounds * job.timeouts.container.total_seconds() + (
             job.timeouts.navigation.total_seconds()

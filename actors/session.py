@@ -135,6 +135,7 @@ class BrowserSession:
         self._slots: list[Slot] = []
         self._free: list[Slot] = []
         self._in_flight = 0
+        self._pages = job.budget.first_pages  # pages worked at once (set_pages moves it)
         self._maintenance: str | None = None
         self._relaunch_failures = 0
         self._cond = asyncio.Condition()
@@ -194,8 +195,28 @@ class BrowserSession:
         if self.job.browser.proxy is not None:  # the resolver rules do not apply
             await context.route(self._off_site, self._refuse)
         self._context = context
-        self._slots = [await self._new_slot() for _ in range(self.job.budget.pages_per_actor)]
+        self._slots = [await self._new_slot() for _ in range(self._pages)]
         self._free = list(self._slots)
+
+    async def set_pages(self, pages: int) -> int:
+        """Work ``pages`` pages at once (within 1 and ``pages_per_actor``); returns the count.
+
+        More: the missing pages open now, holding the lock as every page of ours is made
+        (the stray sweep must never see one half-created); a recycle opens them all.
+        Fewer: the extra pages stay open but get no new container, so a container in
+        flight finishes where it is and the pages are there if the count comes back.
+        """
+        pages = max(1, min(pages, self.job.budget.pages_per_actor))
+        async with self._cond:
+            with contextlib.suppress(PlaywrightError, TimeoutError):  # retried on a relaunch
+                async with asyncio.timeout(self._deadline_s):
+                    while len(self._slots) < pages and self._context and not self._maintenance:
+                        slot = await self._new_slot()
+                        self._slots.append(slot)
+                        self._free.append(slot)
+            self._pages = pages
+            self._cond.notify_all()
+        return pages
 
     async def _new_slot(self) -> Slot:
         assert self._context is not None
@@ -393,7 +414,7 @@ class BrowserSession:
                 self._maintenance = "relaunch: browser gone"
             if self._maintenance and self._in_flight == 0:
                 await self._maintain()
-            if not self._maintenance and self._free:
+            if not self._maintenance and self._free and self._in_flight < self._pages:
                 slot = self._pick(gallery)
                 self._in_flight += 1
                 if slot.poisoned:
@@ -543,6 +564,7 @@ class BrowserSession:
             "dialogs_dismissed": counters.dialogs_dismissed,
             "popups_closed": counters.popups_closed,
             "pages_open": len(self._open_pages),
+            "pages": self._pages,
             "in_flight": self._in_flight,
             **({"robots": self.robots.stats()} if self.robots is not None else {}),
         }

@@ -70,6 +70,9 @@ class BrowserWorker:
     async def extract(self, batch: list[Container]) -> list[Record]:
         return await self.reader.extract(batch)
 
+    async def set_pages(self, pages: int) -> int:
+        return await self.session.set_pages(pages)
+
     def request_recycle(self, reason: str) -> None:
         self.session.request_recycle(reason)
 

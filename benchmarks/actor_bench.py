@@ -194,6 +194,7 @@ def build_job(url: str, mode: str, pages: int, out_dir: Path) -> JobSpec:
         "sources.urls": [url],
         "containers.open": mode,
         "budget.pages_per_actor": pages,
+        "budget.pages_at_start": pages,  # one actor, no coordinator: no page governor
         "browser.recycle_after": 1_000_000,  # no recycle inside a measurement
         "output.dir": str(out_dir),
     }

@@ -74,6 +74,7 @@ def build_job(args: argparse.Namespace, out_dir: Path):
         "containers.limit": args.containers,
         "budget.actors": args.actors,
         "budget.pages_per_actor": args.pages,
+        "budget.pages_at_start": args.pages,
         "budget.batch_size": args.batch_size,
         # the most the job allows: nothing but the coordinator limits the rate
         "budget.max_in_flight": UNLIMITED,

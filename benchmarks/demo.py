@@ -61,10 +61,13 @@ def run_demo(args: argparse.Namespace) -> int:
         check_browser(job)
         if not (args.address or os.environ.get("RAY_ADDRESS")):
             job = resolve_actors(job, [os.cpu_count() or 1])  # what the run will do, said first
-        actors = job.budget.actors or "auto"
+        actors, budget = job.budget.actors or "auto", job.budget
+        pages = f"{budget.first_pages}"
+        if budget.adaptive_pages:  # the page governor takes them up while the CPU has room
+            pages += f"-{budget.pages_per_actor}"
         console.print(
             f"[bold]landmark demo[/]: {args.items} items at {site.url} ({args.mode} mode, "
-            f"{actors} actor{'' if actors == 1 else 's'} × {job.budget.pages_per_actor} pages)"
+            f"{actors} actor{'' if actors == 1 else 's'} × {pages} pages)"
         )
         summary = run_job(
             job,

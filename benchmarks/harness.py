@@ -60,7 +60,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         type=_names,
         metavar="NAME,...",
         help="keep contenders whose name starts with one of these, e.g. "
-        "landmark-1x4,bare,baseline-0.1,crawlee",
+        "landmark-auto,bare,baseline-0.1,crawlee",
     )
     parser.add_argument(
         "--results-dir",

@@ -99,6 +99,9 @@ class NoopActor:
             return [_failure(container, self._script.fail) for container in batch]
         return [_record(container) for container in batch]
 
+    async def set_pages(self, pages: int) -> int:
+        return pages  # no pages: its slots are the coordinator's count alone
+
     async def recycle(self, reason: str) -> None:
         del reason
 

@@ -57,13 +57,14 @@ from landmark.benchmarks.profile_meters import (
     quantile,
     summarise_stacks,
 )
+from landmark.benchmarks.scenarios import DEFAULT_LANDMARK
 
 if TYPE_CHECKING:
     from landmark.benchmarks.actor_bench import Run
 
 ITEMS, QUICK_ITEMS = 200, 40
 TRACE_ITEMS, QUICK_TRACE_ITEMS = 40, 16
-PAGES = 4  # per contender, as in the throughput scenario's landmark-1x4 and bare-4
+PAGES = 4  # per contender: bare-4's, and the default budget's pages_at_start
 CHUNKS = 4  # spans per contender, alternating between the two
 OS_KINDS = ("python", "driver", "browser", "renderer", "other", "site")
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -644,14 +645,15 @@ def coordinator_figures(summary: dict[str, Any], source: str, written: str) -> d
 
 
 def throughput_coordinator(document: dict[str, Any], options: Options) -> dict[str, Any] | None:
-    """The coordinator figures of a throughput document's run of the profiled shape
-    (landmark, 1 actor x the profile's pages), in the profile's cell if it ran there, of the
-    run with the median CPU per container; None when no such run kept them."""
-    name = f"landmark-1x{options.pages}"
+    """The coordinator figures of a throughput document's landmark run of one actor (the
+    default budget on a 2-CPU node, or 1 x the profile's pages), in the profile's cell if
+    it ran there, of the run with the median CPU per container; None when no such run kept
+    them."""
+    names = {DEFAULT_LANDMARK, f"landmark-1x{options.pages}"}
     runs = [
         run
         for run in document.get("runs", [])
-        if run.get("contender") == name and (run.get("landmark") or {}).get("coordinator")
+        if run.get("contender") in names and (run.get("landmark") or {}).get("coordinator")
     ]
     cell = {"mode": options.mode, "latency_ms": options.latency_ms}
     same = [run for run in runs if {k: run["cell"].get(k) for k in cell} == cell]
@@ -662,7 +664,8 @@ def throughput_coordinator(document: dict[str, Any], options: Options) -> dict[s
     where = f"{run['cell']['mode']} mode, {run['cell']['latency_ms']:g} ms"
     summary = {**run["landmark"], "records": run["records"], "actors": 1}
     source = (
-        f"throughput {document.get('_file', '')}: {name}, {where}, median-CPU run of {len(runs)}"
+        f"throughput {document.get('_file', '')}: {run['contender']}, {where}, "
+        f"median-CPU run of {len(runs)}"
     )
     return coordinator_figures(summary, source, document.get("started", ""))
 

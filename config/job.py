@@ -238,7 +238,20 @@ class BudgetSpec(Spec):
         "two CPUs of each node (this machine, or each node of the cluster joined), at least "
         "one a node.",
     )
-    pages_per_actor: int = Field(default=4, ge=1, le=64, description="Pages (slots) per actor.")
+    pages_per_actor: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Most pages an actor works at once (fewer on a node short of memory).",
+    )
+    pages_at_start: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Pages an actor works at first. While its node's CPU has room and work "
+        "waits, it opens one more, up to pages_per_actor, and gives the extra back when the "
+        "CPU saturates (coordinator/page_governor.py). At or above pages_per_actor: fixed.",
+    )
     max_in_flight: int = Field(
         default=64, ge=1, le=100_000, description="Containers in flight, all actors."
     )
@@ -282,6 +295,16 @@ class BudgetSpec(Spec):
         if both_fractions and self.memory_throttle.fraction > self.memory_shed.fraction:
             raise ValueError("memory_throttle must not exceed memory_shed")
         return self
+
+    @property
+    def first_pages(self) -> int:
+        """Pages an actor works when it starts: ``pages_at_start``, within its most."""
+        return min(self.pages_at_start, self.pages_per_actor)
+
+    @property
+    def adaptive_pages(self) -> bool:
+        """Whether the page governor may move an actor's pages between the two."""
+        return self.pages_at_start < self.pages_per_actor
 
 
 class TimeoutSpec(Spec):

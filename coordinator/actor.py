@@ -35,6 +35,7 @@ from landmark.coordinator.crew import Crew, StartFailed, short_error
 from landmark.coordinator.discovering import DiscoveryRunner
 from landmark.coordinator.node_keeper import NodeKeeper
 from landmark.coordinator.output import RunOutput
+from landmark.coordinator.page_governor import PageGovernor
 from landmark.coordinator.placement import Placement
 from landmark.coordinator.pool_view import Member, PoolShare
 from landmark.coordinator.run_stats import RunStats
@@ -83,6 +84,9 @@ class Coordinator:
         self.crew = Crew(actors, job, out, hosts, metrics=metrics, shared_monitors=owner)
         if pool is not None:
             self.scheduler.share_pool(len(pool.members), pool.pages)
+        # A pool's pages are the service's to share out; a fixed count has nothing to govern.
+        adaptive = pool is None and job.budget.adaptive_pages
+        self.page_governor = PageGovernor() if adaptive else None
         self.stats = RunStats()
         self.output = RunOutput(job, store, self.stats)
         self.store = self.output.store
@@ -375,6 +379,7 @@ class Coordinator:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_say_if_crashed)
 
     async def _housekeeping(self) -> None:
         last_flush = last_snapshot = time.monotonic()
@@ -417,6 +422,7 @@ class Coordinator:
             if verdict is not None:
                 changed |= self._apply_verdict(node, verdict, now)
         self.verdict = cluster_view(self.node_verdicts)
+        self._govern_pages(now)
         self.node_keeper.replan()  # memory moved: a node may take an actor now, or no longer
         if changed:
             self._wake.set()
@@ -450,6 +456,40 @@ class Coordinator:
                 self.crew.handle(heaviest).recycle.remote(verdict.get("reason", "shed"))
         return verdict["verdict"] != before
 
+    def _govern_pages(self, now: float) -> None:
+        """More or fewer pages for the actors of each node whose CPU window is complete
+        (:mod:`~coordinator.page_governor`): the slots here at once, the pages there soon."""
+        if self.page_governor is None:
+            return
+        roster = self.scheduler.roster
+        for node, verdict in self.node_verdicts.items():
+            names = [name for name in self.crew.actors_on(node) if roster.is_ready(name)]
+            step = self._pages_step(node, verdict, names, now)
+            for name in names if step else []:
+                moved = self.scheduler.work_pages(name, roster.entries[name].pages + step)
+                if moved is not None:
+                    self.stats.pages_moved(name, moved)
+                    self._background(self._tell_pages(name, moved))
+                    self._wake.set()
+
+    def _pages_step(self, node: str, verdict: dict[str, Any], names: list[str], now: float) -> int:
+        governor, roster = self.page_governor, self.scheduler.roster
+        assert governor is not None
+        governor.reading(node, verdict.get("cpu_percent"), verdict.get("samples"), now)
+        working = sum(roster.entries[name].pages for name in names)
+        taken = self.scheduler.budget.node_in_flight(node) >= working
+        waiting = self.scheduler.ledger.pending > 0 or taken
+        pages = working // len(names) if names else 0
+        ok = verdict.get("verdict", "ok")
+        return governor.step(node, now, pages=pages, waiting=waiting, verdict=ok)
+
+    async def _tell_pages(self, name: str, pages: int) -> None:
+        """The actor opens or idles pages; if it is gone meanwhile, its replacement starts
+        on ``pages_at_start`` like any other."""
+        with contextlib.suppress(RayError, TimeoutError, KeyError):
+            call = self.crew.handle(name).set_pages.remote(pages)
+            await asyncio.wait_for(call, self.job.timeouts.actor_start.total_seconds())
+
     async def _refresh_snapshot(self) -> None:
         live = self.scheduler.live_actors()
         if not live:
@@ -480,6 +520,15 @@ class Coordinator:
         from landmark.coordinator.summary import build_summary
 
         return build_summary(self)
+
+
+def _say_if_crashed(task: asyncio.Task) -> None:
+    """A background task that raised is a bug: say so at once, by name. (Unsaid, a crashed
+    housekeeping loop would leave the run without verdicts or flushes, and nobody would
+    know until the task was garbage-collected.)"""
+    if not task.cancelled() and task.exception() is not None:
+        name = getattr(task.get_coro(), "__qualname__", task.get_name())
+        logger.error("coordinator task %s crashed", name, exc_info=task.exception())
 
 
 RemoteCoordinator = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(Coordinator)

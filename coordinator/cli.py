@@ -140,7 +140,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``run`` (and of commands that run a job, such as ``demo``)."""
     parser.add_argument("--actors", type=int, help="BrowserActors to start (job: budget.actors)")
-    parser.add_argument("--pages", type=int, help="pages per actor (job: budget.pages_per_actor)")
+    parser.add_argument(
+        "--pages",
+        type=int,
+        help="most pages per actor (job: budget.pages_per_actor; an actor starts on "
+        "budget.pages_at_start, default 4, and adds pages while its node's CPU has room)",
+    )
     parser.add_argument("--address", help="a Ray cluster to join, e.g. ray://head:10001 or auto")
     parser.add_argument("--out", type=Path, help="output folder (job: output.dir)")
     parser.add_argument("--max-items", type=int, help="stop after this many containers per source")

@@ -38,7 +38,8 @@ class ActorPhase(StrEnum):
 class ActorEntry:
     name: str
     slots: int  # containers it may hold: its pages, plus a batch queued behind them
-    pages: int
+    pages: int  # pages it works at once (the page governor moves it)
+    most: int = 0  # pages it may work: pages_per_actor, or fewer as placement sized it
     phase: ActorPhase = ActorPhase.STARTING
     started_at: float = 0.0
     galleries: set[str] = field(default_factory=set)  # click-mode galleries its pages have open
@@ -51,6 +52,7 @@ class Roster:
         pages: int,
         extra_slots: int = 0,
         *,
+        first_pages: int | None = None,
         start_failures: int = 3,
         backoff_s: float = 1.0,
         backoff_max_s: float = 30.0,
@@ -58,9 +60,10 @@ class Roster:
         if wanted < 1 or pages < 1 or start_failures < 1:
             raise ValueError(f"need wanted, pages, start_failures >= 1: {wanted}, {pages}")
         self.wanted = wanted
-        self.pages = pages  # an actor's pages, unless placement sizes them to its node
+        self.pages = pages  # an actor's most pages, unless placement sizes them to its node
+        self.first = min(first_pages or pages, pages)  # pages it works at first
         self.extra_slots = extra_slots  # containers an actor holds beyond its pages (a batch)
-        self.slots = pages + extra_slots
+        self.slots = self.first + extra_slots
         self.start_failures = start_failures
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -107,7 +110,9 @@ class Roster:
         for _ in range(missing):
             name = f"browser-{self.spawned}"
             self.spawned += 1
-            self.entries[name] = ActorEntry(name, self.slots, self.pages, started_at=now)
+            self.entries[name] = ActorEntry(
+                name, self.slots, self.first, most=self.pages, started_at=now
+            )
             names.append(name)
         return names
 
@@ -131,11 +136,22 @@ class Roster:
         self._next_start_at = -math.inf
 
     def place(self, name: str, pages: int) -> None:
-        """``name`` opens ``pages`` pages (sized to its node): its slots follow."""
+        """``name`` may work ``pages`` pages (sized to its node): it starts on at most
+        ``first`` of them, and its slots follow."""
         entry = self.entries.get(name)
         if entry is not None:
-            entry.pages = pages
-            entry.slots = pages + self.extra_slots
+            entry.most = pages
+            self.work(name, min(self.first, pages))
+
+    def work(self, name: str, pages: int) -> int | None:
+        """``name`` works ``pages`` pages at once, within ``first`` and its most; the count
+        it works now, or None for an actor not on the roster."""
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        entry.pages = max(min(self.first, entry.most), min(pages, entry.most))
+        entry.slots = entry.pages + self.extra_slots
+        return entry.pages
 
     def started(self, name: str) -> bool:
         """``start()`` answered; False if the actor was given up on meanwhile."""

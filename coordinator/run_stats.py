@@ -10,6 +10,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from landmark.actors.learner import percentile
 from landmark.config.records import Record, Status
@@ -21,6 +22,7 @@ LATENCY_RESERVOIR = 10_000
 RATE_WINDOW_S = 10.0
 HOSTS_KEPT = 1_000  # blocked hosts counted by name; beyond, not counted
 CUTS_KEPT = 1_000  # sources cut short listed by name; beyond, only counted
+PAGE_MOVES_KEPT = 200  # the page governor's moves listed; beyond, only counted
 
 
 @dataclass(slots=True)
@@ -47,12 +49,21 @@ class RunStats:
     # When each step of the run's start first happened, in seconds from ``started``: where
     # the time to the first record goes (see MILESTONES).
     milestones: dict[str, float] = field(default_factory=dict)
+    # The page governor's moves, in order: {"at_s", "actor", "pages"} (the first PAGE_MOVES_KEPT).
+    page_moves: list[dict[str, Any]] = field(default_factory=list)
+    page_move_count: int = 0
     _rng: random.Random = field(default_factory=lambda: random.Random(1))
 
     def mark(self, milestone: str) -> None:
         """Note the first time ``milestone`` happened; later times are not kept."""
         if milestone not in self.milestones:
             self.milestones[milestone] = round(time.monotonic() - self.started, 3)
+
+    def pages_moved(self, actor: str, pages: int) -> None:
+        self.page_move_count += 1
+        if len(self.page_moves) < PAGE_MOVES_KEPT:
+            at = round(time.monotonic() - self.started, 3)
+            self.page_moves.append({"at_s": at, "actor": actor, "pages": pages})
 
     def note_blocked(self, record: Record) -> list[str]:
         """Count the hosts the record's page was refused; return those new to the run."""

@@ -95,6 +95,7 @@ class Scheduler:
             job.budget.actors,
             job.budget.pages_per_actor,
             job.budget.batch_size,
+            first_pages=job.budget.first_pages,
             start_failures=job.retries.actor_start_failures,
             backoff_s=max(1.0, job.retries.backoff.total_seconds()),
             backoff_max_s=job.retries.backoff_max.total_seconds(),
@@ -158,10 +159,21 @@ class Scheduler:
         roster = self.roster
         roster.wanted = max(1, actors)
         roster.extra_slots = 0
-        roster.pages = roster.slots = max(1, pages)
+        roster.pages = roster.first = roster.slots = max(1, pages)
         for entry in roster.in_phase(ActorPhase.STARTING, ActorPhase.READY):
             roster.place(entry.name, roster.pages)
             self.budget.resize_actor(entry.name, entry.slots)
+
+    def work_pages(self, name: str, pages: int) -> int | None:
+        """``name`` works ``pages`` pages (clamped, see ``Roster.work``): its slots follow.
+        The count when it changed, else None."""
+        entry = self.roster.entries.get(name)
+        before = entry.pages if entry else None
+        now_pages = self.roster.work(name, pages)
+        if now_pages is None or now_pages == before:
+            return None
+        self.budget.resize_actor(name, self.roster.entries[name].slots)
+        return now_pages
 
     def start_failed(self, name: str, now: float, reason: str) -> None:
         self.roster.start_failed(name, now, reason)

@@ -31,7 +31,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("LANDMARK_TOKEN") or None
     bind_check(args.host, token)
-    pages = args.pages or BudgetSpec().pages_per_actor
+    pages = args.pages or BudgetSpec().first_pages  # a pool shares fixed pages out
     address = args.address or os.environ.get("RAY_ADDRESS")
     actors = None if args.actors in (None, "auto") else int(args.actors)
     if not address:
@@ -59,7 +59,7 @@ async def _serve(
     from landmark.coordinator.pool import Pool
     from landmark.coordinator.service import Service
 
-    budget = BudgetSpec(actors=actors, pages_per_actor=pages)
+    budget = BudgetSpec(actors=actors, pages_per_actor=pages, pages_at_start=pages)
     service = Service(data, Pool(actors, budget), pages)
     app = build_app(service, token=token, allow_local_files=args.allow_local_files)
     runner = web.AppRunner(app, access_log=None)

@@ -354,7 +354,11 @@ class Service:
 
         members = self.pool.members
         budget = run.spec.budget.model_copy(
-            update={"actors": max(1, len(members)), "pages_per_actor": self.pages}
+            update={
+                "actors": max(1, len(members)),
+                "pages_per_actor": self.pages,
+                "pages_at_start": self.pages,  # shares are the service's: no page governor
+            }
         )
         output = run.spec.output.model_copy(update={"dir": run.out_dir})
         job = run.spec.model_copy(update={"budget": budget, "output": output})

@@ -113,12 +113,32 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
             "nodes": dict(verdict.get("nodes", {})),
         },
         "adaptive_limit": scheduler.budget.limit.value,
+        "pages": _pages(coordinator),
         "coordinator": {**stats.coordinator_cpu(), "wakes": dict(coordinator.wakes)},
         "store": coordinator.store_config.description,
         "placement": coordinator.crew.placement(stats.by_actor),
         "node_events": coordinator.node_keeper.watch_state.events,
         "actors": actors,
         "learner": actors[0]["learner"] if actors else {},
+    }
+
+
+def _pages(coordinator: Coordinator) -> dict[str, Any]:
+    """Pages each live actor works at the end, and the page governor's moves to get there."""
+    roster, stats, governor = (
+        coordinator.scheduler.roster,
+        coordinator.stats,
+        coordinator.page_governor,
+    )
+    return {
+        "governed": governor is not None,
+        "windows": governor.windows if governor else 0,
+        "last_window": dict(governor.last) if governor else {},
+        "at_start": roster.first,
+        "most": roster.pages,
+        "now": {name: roster.entries[name].pages for name in coordinator.scheduler.live_actors()},
+        "moves": stats.page_move_count,
+        "log": list(stats.page_moves),
     }
 
 

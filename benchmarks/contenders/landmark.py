@@ -42,6 +42,8 @@ def job_overrides(spec: RunSpec) -> dict[str, Any]:
         "budget.domain_concurrency": max(32, spec.actors * spec.pages),
         "output.dir": spec.out_dir,
     }
+    if not spec.adaptive_pages:
+        overrides["budget.pages_at_start"] = spec.pages  # a fixed setting: exactly its pages
     if spec.memory_throttle is not None:
         overrides["budget.memory_throttle"] = spec.memory_throttle
     if spec.memory_shed is not None:

@@ -37,6 +37,11 @@ class RunSpec(BaseModel):
     pages: int = Field(
         default=4, ge=1, description="Pages per actor (landmark) or in all (others)."
     )
+    adaptive_pages: bool = Field(
+        default=False,
+        description="landmark: pages is the most, and the job's pages_at_start and page "
+        "governor decide how many are worked (the default budget); else exactly pages.",
+    )
     delay_scale: float = Field(default=1.0, gt=0, description="Baseline: x the seeds' fixed waits.")
     memory_throttle: int | None = Field(default=None, description="landmark: bytes, node memory.")
     memory_shed: int | None = Field(default=None, description="landmark: bytes, node memory.")

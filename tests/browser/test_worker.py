@@ -389,6 +389,43 @@ def test_recycles_after_n_containers_and_stays_correct(run, worker_for, tmp_path
     assert stats["relaunches"] == 0, stats
 
 
+def test_set_pages_opens_pages_on_demand_and_caps_pages_at_work(run, worker_for, tmp_path):
+    """The page governor's lever: an actor starts on ``pages_at_start`` pages, opens more
+    when asked, and with fewer asked keeps them open but never works more at once."""
+    config = SiteConfig(items=24, label_variants=True, missing_rate=0.05)
+    overrides = {"budget.pages_per_actor": 4, "budget.pages_at_start": 2}
+    with GallerySite(config) as site:
+        worker = worker_for(gallery_job(site.url, tmp_path, **overrides))
+        session = worker.session
+        assert (worker.stats()["pages"], worker.stats()["pages_open"]) == (2, 2)
+        most_at_once = 0
+        acquire = session.acquire
+
+        async def counted(gallery):
+            nonlocal most_at_once
+            slot = await acquire(gallery)
+            most_at_once = max(most_at_once, session.stats()["in_flight"])
+            return slot
+
+        session.acquire = counted
+        containers = [c for chunk in run(discover_all(worker, site.url)) for c in chunk]
+        first = run(bounded(worker.extract(containers[:8])))
+        at_two = most_at_once
+        assert guarded(run, worker.set_pages(9)) == 4  # never more than pages_per_actor
+        assert (worker.stats()["pages"], worker.stats()["pages_open"]) == (4, 4)
+        most_at_once = 0
+        second = run(bounded(worker.extract(containers[8:16])))
+        at_four = most_at_once
+        assert guarded(run, worker.set_pages(1)) == 1
+        most_at_once = 0
+        third = run(bounded(worker.extract(containers[16:])))
+        truth = site.truth()
+
+    assert_matches_truth(truth, first + second + third)
+    assert (at_two, at_four, most_at_once) == (2, 4, 1)
+    assert worker.stats()["pages_open"] == 4  # idled, not closed: they come back at once
+
+
 # -- start-up ----------------------------------------------------------------------
 def test_a_browser_that_hangs_while_launching_fails_the_start_in_bounded_time(run, tmp_path):
     """A browser that never answers (it died or hung while launching) must not hold the

@@ -17,7 +17,7 @@ from landmark.benchmarks.__main__ import main
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
-CONTENDERS = ["bare-4", "baseline-0.1", "landmark-1x4"]
+CONTENDERS = ["bare-4", "baseline-0.1", "landmark-auto"]  # landmark: the default budget
 
 
 def test_throughput_quick_writes_scored_json_and_report(tmp_path):

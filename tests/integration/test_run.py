@@ -83,6 +83,10 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
     assert list(startup) == list(MILESTONES), startup
     assert list(startup.values()) == sorted(startup.values())
     assert 0 <= startup["record_written"] <= summary["wall_s"]
+    pages = summary["pages"]  # the example job's budget: governed, from 4 pages up to 8
+    assert (pages["governed"], pages["at_start"], pages["most"]) == (True, 4, 8), pages
+    assert pages["moves"] == len(pages["log"]), pages
+    assert all(4 <= n <= 8 for n in [*pages["now"].values(), *(m["pages"] for m in pages["log"])])
 
 
 def test_a_file_listed_source_under_a_host_name_is_allowed_and_normalised(

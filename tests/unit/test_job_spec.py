@@ -58,6 +58,22 @@ def test_defaults_are_documented_and_sane():
             assert info.description or info.is_required() or model is JobSpec, (model, name)
 
 
+@pytest.mark.parametrize(
+    ("budget", "first", "adaptive"),
+    [
+        ({}, 4, True),  # the default: 4 pages at first, the page governor takes them up to 8
+        ({"pages_per_actor": 2}, 2, False),  # --pages 2: exactly 2, nothing to govern
+        ({"pages_per_actor": 16}, 4, True),
+        ({"pages_per_actor": 6, "pages_at_start": 6}, 6, False),  # a fixed count
+    ],
+)
+def test_pages_at_start_and_the_most_pages_decide_whether_pages_are_governed(
+    budget, first, adaptive
+):
+    job = JobSpec.model_validate({**minimal(), "budget": budget})
+    assert (job.budget.first_pages, job.budget.adaptive_pages) == (first, adaptive)
+
+
 def test_unknown_key_names_the_key_and_its_path(tmp_path):
     data = minimal()
     data["fields"][0]["lable"] = "x"

@@ -155,9 +155,9 @@ def target_rows(documents: dict[str, dict]) -> dict[str, list[str]]:
 
 def test_targets_say_met_missed_or_not_measured_from_the_medians():
     runs = [
-        *(bench_run("landmark-1x4", "click", 0.0, v) for v in (850, 900, 2000)),
+        *(bench_run("landmark-auto", "click", 0.0, v) for v in (850, 900, 2000)),
         bench_run("bare-4", "click", 0.0, 1000),
-        bench_run("landmark-1x4", "click", 100.0, 500),
+        bench_run("landmark-auto", "click", 100.0, 500),
         bench_run("bare-4", "click", 100.0, 1000),
         bench_run("bare-4", "click", 100.0, 1, error="boom"),  # not counted
     ]
@@ -167,11 +167,11 @@ def test_targets_say_met_missed_or_not_measured_from_the_medians():
         {"throughput": scenario("throughput", runs), "memory": scenario("memory", [memory])}
     )
 
-    click0 = rows["click mode, 0 ms: landmark-1x4 ÷ bare-4, containers/min"]
+    click0 = rows["click mode, 0 ms: landmark-auto ÷ bare-4, containers/min"]
     assert click0 == ["≥ 0.8", "0.90 (900 / 1,000 per min)", "met", "`throughput-1.json`"]
-    click100 = rows["click mode, 100 ms: landmark-1x4 ÷ bare-4, containers/min"]
+    click100 = rows["click mode, 100 ms: landmark-auto ÷ bare-4, containers/min"]
     assert click100[1:3] == ["0.50 (500 / 1,000 per min)", "**missed**"]
-    crawlee = rows["link mode, 0 ms: landmark-1x4 ÷ crawlee-4, containers/min"]
+    crawlee = rows["link mode, 0 ms: landmark-auto ÷ crawlee-4, containers/min"]
     assert crawlee == ["≥ 2", "-", "not measured", "`throughput-1.json`"]
     share = rows["efficiency, 200 ms site latency: landmark-2x4 container share"]
     assert share == ["≥ 80%", "-", "not measured", "no file"]
@@ -179,12 +179,12 @@ def test_targets_say_met_missed_or_not_measured_from_the_medians():
     # not the teardown after it
     assert rows["memory: tree RSS growth, warm to end"][1:3] == ["+5.0%", "met"]
     assert rows["memory: OOM kills"][1:3] == ["0", "met"]
-    assert rows["landmark-1x4 coordinator CPU per container"][2] == "not measured"
+    assert rows["landmark-auto coordinator CPU per container"][2] == "not measured"
 
 
 def test_targets_report_the_coordinators_cpu_and_a_missed_share():
     coordinator = {"cpu_s": 0.1, "us_per_record": 1250.0, "core_share": 0.045, "wakes": {}}
-    runs = [bench_run("landmark-1x4", "link", 100.0, 300, landmark={"coordinator": coordinator})]
+    runs = [bench_run("landmark-auto", "link", 100.0, 300, landmark={"coordinator": coordinator})]
     efficiency = [
         bench_run("landmark-2x4", "click", 200.0, 100, container_share=share)
         for share in (0.7, 0.75, 0.9)
@@ -194,7 +194,7 @@ def test_targets_report_the_coordinators_cpu_and_a_missed_share():
         "efficiency": scenario("efficiency", efficiency),
     }
     rows = target_rows(documents)
-    cpu = rows["link mode, site latency 100 ms: landmark-1x4 coordinator CPU"]
+    cpu = rows["link mode, site latency 100 ms: landmark-auto coordinator CPU"]
     assert cpu == [
         "-",
         "1,250 µs per container, 4.5% of one core",
@@ -209,9 +209,9 @@ def test_the_throughput_cell_shows_landmarks_start_up_when_the_runs_kept_it():
     startup = {"store_open": 0.2, "actor_ready": 3.1, "containers_found": 3.9,
                "batch_sent": 4.0, "record_written": 4.6}  # fmt: skip
     runs = [
-        bench_run("landmark-1x4", "click", 0.0, 300, landmark={"startup_s": startup}),
+        bench_run("landmark-auto", "click", 0.0, 300, landmark={"startup_s": startup}),
         bench_run(
-            "landmark-1x4",
+            "landmark-auto",
             "click",
             0.0,
             300,
@@ -226,8 +226,8 @@ def test_the_throughput_cell_shows_landmarks_start_up_when_the_runs_kept_it():
         "| contender | n | store open | actor ready | containers found | batch sent | "
         "record written | first record | wall |"
     )
-    assert "| landmark-1x4 | 2 | 0.20 | 3.30 | 3.90 | 4.00 | 4.60 | 2.50 | 8.00 |" in text
-    older = [bench_run("landmark-1x4", "click", 0.0, 300, landmark={"wall_s": 5.0})]
+    assert "| landmark-auto | 2 | 0.20 | 3.30 | 3.90 | 4.00 | 4.60 | 2.50 | 8.00 |" in text
+    older = [bench_run("landmark-auto", "click", 0.0, 300, landmark={"wall_s": 5.0})]
     assert "landmark start-up (median s" not in render(
         {"throughput": scenario("throughput", older)}
     )
@@ -258,7 +258,7 @@ def test_a_saved_profile_is_the_newest_profile_and_feeds_on_throughputs_coordina
                    "wakes": {"tick": 10, "done": 30}}  # fmt: skip
     runs = [
         bench_run(
-            "landmark-1x4",
+            "landmark-auto",
             "click",
             0.0,
             300,
@@ -266,15 +266,15 @@ def test_a_saved_profile_is_the_newest_profile_and_feeds_on_throughputs_coordina
         )
         for us in (3000.0, 2000.0, 1000.0)
     ]
-    runs.append(bench_run("landmark-1x4", "link", 0.0, 300, landmark={"coordinator": coordinator}))
+    runs.append(bench_run("landmark-auto", "link", 0.0, 300, landmark={"coordinator": coordinator}))
     options = profile_options(tmp_path)
     figures = throughput_coordinator(scenario("throughput", runs), options)
     assert figures is not None
     assert figures["cpu_ms"] == 2.0  # the median run of the profiled cell
     assert figures["wakes"] == 1.0  # 40 wake-ups over 40 records
-    assert figures["source"].startswith("throughput throughput-1.json: landmark-1x4, click mode")
-    other_shape = profile_options(tmp_path, pages=8)  # no landmark-1x8 ran: the summary's
-    assert throughput_coordinator(scenario("throughput", runs), other_shape) is None
+    assert figures["source"].startswith("throughput throughput-1.json: landmark-auto, click mode")
+    two_actors = [{**run, "contender": "landmark-2x4"} for run in runs]  # not one actor's
+    assert throughput_coordinator(scenario("throughput", two_actors), options) is None
 
     profile = json.loads((FIXTURES / "profile-quick.json").read_text(encoding="utf-8"))
     context = {"command": "landmark bench all", "machine": {"cores_logical": 2},

@@ -451,3 +451,40 @@ def test_a_shedding_node_gets_its_floor_and_the_other_node_all_its_slots() -> No
     more = [a for a in scheduler.assign(1.0) if node_of[a.actor] == "A"]
     half = 2 * scheduler.roster.slots // 2  # A's cap: half its two actors' slots
     assert sum(len(a.lease.containers) for a in more) == half - 1  # 1 was in flight already
+
+
+# -- the page governor's lever: pages worked per actor -------------------------------------
+def page_job() -> JobSpec:
+    return make_job(budget={"actors": 1, "pages_per_actor": 8, "pages_at_start": 4,
+                            "batch_size": 2, "min_in_flight": 2, "max_in_flight": 64,
+                            "domain_concurrency": 100, "domain_rate": 1000.0})  # fmt: skip
+
+
+def test_work_pages_moves_an_actors_slots_between_its_first_and_its_most() -> None:
+    scheduler = Scheduler(page_job())
+    [name] = start_all(scheduler)
+    scheduler.budget.limit._limit = 64.0  # warmed up: the global limit is not what binds
+    scheduler.add(container(i) for i in range(100))
+
+    def leased() -> int:
+        return sum(len(a.lease.containers) for a in scheduler.assign(0.0))
+
+    assert leased() == 4 + 2  # pages_at_start, and a batch queued behind them
+    assert scheduler.work_pages(name, 7) == 7
+    assert leased() == 3  # 7 pages + 2 queued, 6 in flight already
+    assert scheduler.work_pages(name, 20) == 8  # never more than pages_per_actor
+    assert scheduler.work_pages(name, 8) is None  # no change: nothing to tell the actor
+    assert scheduler.work_pages(name, 1) == 4  # never fewer than pages_at_start
+    assert leased() == 0  # 10 in flight over 6 slots: nothing until they finish
+    assert scheduler.work_pages("browser-99", 5) is None  # not on the roster
+
+
+def test_a_node_short_of_memory_caps_the_pages_the_governor_may_give() -> None:
+    scheduler = Scheduler(page_job())
+    [name] = scheduler.tick(0.0).start
+    scheduler.place_actor(name, 3)  # placement: the node's headroom holds 3 pages
+    assert scheduler.actor_ready(name)
+    entry = scheduler.roster.entries[name]
+    assert (entry.pages, entry.most, entry.slots) == (3, 3, 3 + 2)
+    assert scheduler.work_pages(name, 8) is None  # already at its most
+    assert scheduler.budget.free_slots(name) == 5
