@@ -126,15 +126,20 @@ class Crew:
             entry["records"] += records_by_actor.get(name, 0)
         return nodes
 
-    def occupants(self, verdicts: dict[str, dict[str, Any]]) -> list[Occupant]:
+    def occupants(
+        self, verdicts: dict[str, dict[str, Any]], opened: dict[str, int] | None = None
+    ) -> list[Occupant]:
         """This run's live and starting actors by node, with the memory their node's monitor
-        last saw them use (None until it has weighed them)."""
+        last saw them use (None until it has weighed them). A weighed actor counts the pages
+        it holds open (``opened``), which its memory is the cost of; one not weighed yet
+        counts all it may open, so the room it may grow into stays reserved."""
         out = []
         for name, placement in self.placed.items():
             if placement.node is None:
                 continue
-            rss = (verdicts.get(placement.node) or {}).get("actors_rss") or {}
-            out.append(Occupant(placement.node, placement.pages, rss.get(name) or None))
+            rss = ((verdicts.get(placement.node) or {}).get("actors_rss") or {}).get(name)
+            pages = (opened or {}).get(name, placement.pages) if rss else placement.pages
+            out.append(Occupant(placement.node, pages, rss or None))
         return out
 
     def actors_on(self, node: str) -> list[str]:

@@ -46,7 +46,7 @@ class NodeKeeper:
         watch, run = self.watch_state, self.coordinator
         if not watch.known:
             return None
-        occupants = run.crew.occupants(run.node_verdicts)
+        occupants = run.crew.occupants(run.node_verdicts, run.scheduler.roster.opened())
         throttle = run.job.budget.memory_throttle
         avoid = watch.avoided(self._run_s())
         return Plan.of(watch.nodes, occupants, run.node_verdicts, throttle, avoid)

@@ -40,6 +40,7 @@ class ActorEntry:
     slots: int  # containers it may hold: its pages, plus a batch queued behind them
     pages: int  # pages it works at once (the page governor moves it)
     most: int = 0  # pages it may work: pages_per_actor, or fewer as placement sized it
+    opened: int = 0  # the most it was asked to work: the pages its browser holds open
     phase: ActorPhase = ActorPhase.STARTING
     started_at: float = 0.0
     galleries: set[str] = field(default_factory=set)  # click-mode galleries its pages have open
@@ -151,7 +152,12 @@ class Roster:
             return None
         entry.pages = max(min(self.first, entry.most), min(pages, entry.most))
         entry.slots = entry.pages + self.extra_slots
+        entry.opened = max(entry.opened, entry.pages)
         return entry.pages
+
+    def opened(self) -> dict[str, int]:
+        """Pages each actor holds open (fewer than it may, until the governor asks)."""
+        return {name: entry.opened for name, entry in self.entries.items() if entry.opened}
 
     def started(self, name: str) -> bool:
         """``start()`` answered; False if the actor was given up on meanwhile."""

@@ -475,6 +475,7 @@ def test_work_pages_moves_an_actors_slots_between_its_first_and_its_most() -> No
     assert scheduler.work_pages(name, 20) == 8  # never more than pages_per_actor
     assert scheduler.work_pages(name, 8) is None  # no change: nothing to tell the actor
     assert scheduler.work_pages(name, 1) == 4  # never fewer than pages_at_start
+    assert scheduler.roster.opened() == {name: 8}  # idled, still open: placement weighs 8
     assert leased() == 0  # 10 in flight over 6 slots: nothing until they finish
     assert scheduler.work_pages("browser-99", 5) is None  # not on the roster
 
