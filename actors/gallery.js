@@ -145,12 +145,19 @@
     return cards;
   };
 
-  // The card for one container: by its id attribute, else by its link.
+  // The card for one container: by its id attribute, else by its link. By id, the browser
+  // matches the attribute itself: a seek asks at every step, and a loop over every card in
+  // JavaScript made each step cost as much as the gallery was long.
   const findCard = (args) => {
-    for (const el of document.querySelectorAll(args.cardSelector)) {
-      if (args.idAttr ? el.getAttribute(args.idAttr) === args.id : linkOf(el, args) === args.href) {
-        return el;
+    if (args.idAttr) {
+      const sameId = `[${CSS.escape(args.idAttr)}="${CSS.escape(args.id)}"]`;
+      for (const el of document.querySelectorAll(sameId)) {
+        if (el.matches(args.cardSelector)) return el;
       }
+      return null;
+    }
+    for (const el of document.querySelectorAll(args.cardSelector)) {
+      if (linkOf(el, args) === args.href) return el;
     }
     return null;
   };
@@ -204,10 +211,15 @@
       return { cards, exhausted, grewAfterMs, scroller: cssPath(scroller) };
     },
 
-    // Bring the container's card into the DOM and into view: search down,
-    // then once from the top (a virtualised list may have dropped it above us).
+    // Bring the container's card into the DOM and into view: search down, then once from
+    // the top (a virtualised list may have dropped it above us). At most args.seekMs: deep
+    // in a long gallery a fresh page (after a recycle, or a page replaced) needs a long way
+    // down, and a seek cut off from outside left a page that had to be replaced, whose
+    // successor started from the top again and was cut off the same way. Stopped from
+    // inside, the page keeps its place and the next attempt goes on from there.
     async seek(args) {
       const scroller = scrollerFor(args);
+      const until = args.seekUntil;
       for (let pass = 0; pass < 2; pass += 1) {
         for (let i = 0; i < args.maxSteps; i += 1) {
           const card = findCard(args);
@@ -215,16 +227,22 @@
             // Only a card we had to scroll to is brought into view: el.click() needs no
             // layout, and scrolling every card in would load lazy images around it.
             if (pass > 0 || i > 0) card.scrollIntoView({ block: "center" });
-            return card;
+            return { card };
           }
+          const left = until - performance.now();
+          if (left <= 0) return { timedOut: true };
           if (!scrollBy(scroller)) {
             const root = scroller === document.scrollingElement ? document.body : scroller;
-            if (!(await cardsChange(root, args.idleMs, args.cardSelector))) break;
+            const wait = Math.min(args.idleMs, left);
+            if (!(await cardsChange(root, wait, args.cardSelector))) {
+              if (wait < args.idleMs) return { timedOut: true };
+              break;
+            }
           }
         }
         scrollToTop(scroller);
       }
-      return null;
+      return {};
     },
 
     // Close whatever panel is open and wait until it is gone. A panel counts as closed when
@@ -264,8 +282,15 @@
       if (!(await this.close(args))) return { ok: false, reason: "previous panel did not close" };
       const t1 = performance.now();
       if (!(await this.ready(args))) return { ok: false, reason: "no card appeared in the gallery" };
-      const card = await this.seek(args);
-      if (!card) return { ok: false, reason: `card ${args.id || args.href} not found in the gallery` };
+      const { card, timedOut } = await this.seek({ ...args, seekUntil: t0 + args.seekMs });
+      const name = args.id || args.href;
+      if (timedOut) {
+        const cards = document.querySelectorAll(args.cardSelector).length;
+        const reason = `card ${name} not reached in time (${cards} cards loaded so far); ` +
+          "the page keeps its place for the next attempt";
+        return { ok: false, reason, kept: true };
+      }
+      if (!card) return { ok: false, reason: `card ${name} not found in the gallery` };
       const t2 = performance.now();
       const target = args.clickSelector ? card.querySelector(args.clickSelector) || card : card;
       target.click();

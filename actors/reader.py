@@ -54,6 +54,7 @@ from landmark.config.records import Container, Phase, Problem, Record, Status, d
 
 ERROR_SELECTOR = "[role=alert]"
 SEEK_MAX_STEPS = 10_000
+SEEK_RESERVE_MS = 1000  # kept back from a seek for the click and Ray's round trip
 SETTLE_QUIET_MS = 100  # a panel with a field missing is read once the DOM is quiet this long
 DOWNLOAD_RESERVE_S = 1.0  # a download stops this long before its container's deadline
 SELF_NAVIGATIONS = 3  # hops a page may make on its own while read before it is given up
@@ -226,6 +227,7 @@ class ContainerReader:
             "idleMs": opening.pop("idleMs"),
             "timeoutMs": self.deadlines(domain, "close").total_seconds() * 1000,
             "readyMs": self.deadlines(domain, "first_card").total_seconds() * 1000,
+            "seekMs": self._seek_ms(progress, settle[1]),
         }
         opening |= {
             "panelSelector": spec.panel_selector,
@@ -243,6 +245,16 @@ class ContainerReader:
             return self._failure(container, Phase.OPEN, opened["reason"])
         progress.phase = Phase.WAIT
         return parse_settled(answer, plan["fields"])
+
+    @staticmethod
+    def _seek_ms(progress: Progress, settle_ms: float) -> float:
+        """What the container's deadline leaves the gallery seek once its panel has had time
+        to settle: a seek that stops itself keeps its page and its place (see gallery.js)."""
+        if progress.deadline_at is None:  # no deadline set: the gallery's own steps bound it
+            return float(SEEK_MAX_STEPS * 1000)
+        left_ms = (progress.deadline_at - time.monotonic()) * 1000
+        # at least half of what is left, whatever settle may take: each attempt gets further
+        return max(left_ms / 2, left_ms - settle_ms - SEEK_RESERVE_MS)
 
     async def _navigate_and_settle(self, slot, container, settle, progress) -> Settled | Record:
         progress.phase = Phase.OPEN

@@ -5,7 +5,8 @@ Between containers the session does its maintenance, never under a page in use:
 
 - **relaunch** when the browser died (a crash, the OOM killer, a kill trial);
 - **recycle** the context after ``browser.recycle_after`` containers or when the tree's
-  PSS outgrows ``browser.recycle_rss``: memory grows inside a long-lived context;
+  PSS outgrows ``browser.recycle_rss`` (or half again what a fresh context needed, see
+  ``recycle_bound``): memory grows inside a long-lived context;
 - **replace a page** that missed a deadline: its renderer may still be spinning in a
   script, and the next container must not inherit it.
 
@@ -53,6 +54,7 @@ from landmark.actors.browser import (
 )
 from landmark.actors.extraction import LANDMARKS_JS
 from landmark.actors.process_tree import pss_of, tree_pids
+from landmark.actors.recycle_bound import RecycleBound
 from landmark.actors.robots import RobotsTxt, fetch_rules
 from landmark.config.job import JobSpec
 from landmark.config.records import domain_of
@@ -118,6 +120,7 @@ class BrowserSession:
     ) -> None:
         self.job = job
         self.counters = SessionCounters()
+        self.recycle_bound = RecycleBound(job.browser.recycle_rss)
         self._found = found
         self._settings = Settings.from_env()
         self._allowed_hosts = {h for h in allowed_hosts if h} | set(job.browser.allow_domains)
@@ -366,6 +369,7 @@ class BrowserSession:
         """Relaunch a dead browser or recycle the context; called with no container in flight."""
         reason = self._maintenance or ""
         self._maintenance = None
+        self.recycle_bound.restart()
         try:
             if not self.browser_alive():
                 self.counters.relaunches += 1
@@ -480,7 +484,8 @@ class BrowserSession:
 
     def _check_recycle(self) -> None:
         """After N containers, or when the browser tree outgrows its PSS bound (checked every
-        RSS_CHECK_EVERY containers: a process-tree walk costs about a millisecond)."""
+        RSS_CHECK_EVERY containers: a process-tree walk costs about a millisecond; the bound
+        grows with what a fresh context needs, see recycle_bound)."""
         if self._maintenance:
             return
         since = self.counters.since_recycle
@@ -492,9 +497,13 @@ class BrowserSession:
     async def _check_memory(self) -> None:
         """PSS, not RSS: summed RSS counts Chromium's shared pages once per process (3× here).
         Measured in a thread: a page-table walk must not stall the pages on this loop."""
+        context = self._context
         used = await asyncio.to_thread(self.browser_tree_pss)
-        if used > self.job.browser.recycle_rss and not self._maintenance:
-            self._maintenance = f"recycle: tree PSS {used >> 20} MiB over the bound"
+        if context is not self._context or self._maintenance:
+            return  # read across a recycle: it weighs neither context
+        reason = self.recycle_bound.over(used)
+        if reason:
+            self._maintenance = f"recycle: {reason}"
 
     @property
     def in_flight(self) -> int:
@@ -558,6 +567,7 @@ class BrowserSession:
         counters = self.counters
         return {
             "recycles": counters.recycles,
+            "recycle_bound": self.recycle_bound.bound,
             "relaunches": counters.relaunches,
             "pages_replaced": counters.pages_replaced,
             "blocked_requests": counters.blocked_requests,

@@ -103,7 +103,8 @@ class BrowserSpec(Spec):
         default=1536 * 2**20,
         ge=64 * 2**20,
         le=2**40,
-        description="Browser tree RSS above which the context is recreated (at least 64MiB).",
+        description="Browser tree PSS above which the context is recreated (at least 64MiB); "
+        "where a fresh context already needs more (deep pages), 1.5x what it needed.",
     )
     viewport: tuple[
         Annotated[int, Field(ge=100, le=10_000)], Annotated[int, Field(ge=100, le=10_000)]
