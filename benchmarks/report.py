@@ -9,6 +9,7 @@ compare medians. PNG plots are drawn when matplotlib is installed (the
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -61,17 +62,46 @@ def write_report(results_dir: Path, report_path: Path) -> Path | None:
     if not documents:
         return None
     plots = draw_plots(documents, results_dir)
+    carried = carried_sections(report_path, documents)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(render(documents, plots, report_path.parent), encoding="utf-8")
+    text = render(documents, plots, report_path.parent, carried)
+    report_path.write_text(text, encoding="utf-8")
     return report_path
+
+
+CARRIED = " (carried from the previous report)"
+Carried = tuple[str, list[str]]  # a scenario's row in the files table, and its section's lines
+
+
+def carried_sections(report_path: Path, documents: dict[str, Any]) -> dict[str, Carried]:
+    """The scenario sections of the report at ``report_path`` whose scenario has no JSON file
+    here. Result files stay out of the repository, so a checkout that reran some scenarios
+    would otherwise drop the others' figures (the kill trials, the service) from the report.
+    Each keeps its row in the files table, marked as carried, and its section as it was."""
+    if not report_path.exists():
+        return {}
+    text = report_path.read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        if found := re.match(r"\| (\w+)(?: \(quick\))? \| `[^`]*`", line):
+            end = found.end()
+            rows[found.group(1)] = line if CARRIED in line else line[:end] + CARRIED + line[end:]
+    carried = {}
+    for part in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        name, _, body = part.partition("\n")
+        name = name.strip()
+        if name in ORDER and name not in documents and name in rows:
+            carried[name] = (rows[name], body.strip("\n").splitlines())
+    return carried
 
 
 def render(
     documents: dict[str, dict[str, Any]],
     plots: dict[str, Path] | None = None,
     base: Path | None = None,
+    carried: dict[str, Carried] | None = None,
 ) -> str:
-    plots = plots or {}
+    plots, carried = plots or {}, carried or {}
     first = next(iter(documents.values()))
     lines = [
         "# Benchmark results",
@@ -87,7 +117,10 @@ def render(
         "| scenario | file | command | started (UTC) | took |",
         "|---|---|---|---|---|",
     ]
-    for name in _ordered(documents):
+    for name in _ordered({**documents, **carried}):
+        if name in carried:
+            lines.append(carried[name][0])
+            continue
         doc = documents[name]
         quick = " (quick)" if doc.get("quick") else ""
         lines.append(
@@ -95,9 +128,12 @@ def render(
             f"{doc.get('started', '')} | {doc.get('duration_s', 0):.0f} s |"
         )
     lines += ["", "## targets", "", *targets(documents)]
-    for name in _ordered(documents):
-        doc = documents[name]
+    for name in _ordered({**documents, **carried}):
         lines += ["", f"## {name}", ""]
+        if name in carried:
+            lines += carried[name][1]
+            continue
+        doc = documents[name]
         if doc.get("runs") or doc.get("contenders"):
             lines += SECTIONS.get(name, _generic)(doc)
         else:
@@ -423,10 +459,17 @@ def decile_medians(pairs: Iterable[list[float]], items: int) -> list[float | Non
 
 
 def _memory(doc: dict[str, Any]) -> list[str]:
+    gallery = (
+        " The gallery is virtualised (a few screens of cards in the DOM), so the growth is "
+        "landmark's, not that of a DOM holding every card above each page's own."
+        if doc.get("params", {}).get("virtualized")
+        else ""
+    )
     lines = [
         "Summed RSS of landmark's whole process tree (driver, Ray, actors, browsers), sampled "
         "every second. *warm* is the first sample after 10% of the run (actors and browsers "
-        "up); *end* the last sample at 90% of it (before teardown); growth is end vs warm.",
+        "up); *end* the last sample at 90% of it (before teardown); growth is end vs warm."
+        + gallery,
         "",
         "| contender | items | took s | containers/min | start MiB | warm MiB | end MiB | "
         "max MiB | growth (end vs warm) | lost / dup |",

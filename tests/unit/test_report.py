@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from landmark.benchmarks.profile import Options, save_profile, throughput_coordinator
-from landmark.benchmarks.report import latest_results, render, targets
+from landmark.benchmarks.report import latest_results, render, targets, write_report
 from landmark.config.job import JobSpec
 from landmark.config.records import Record
 from landmark.coordinator.crew import Crew
@@ -294,3 +294,32 @@ def profile_options(tmp_path: Path, pages: int = 4) -> Options:
         out=tmp_path / "copy.json", traces=tmp_path / "copy.json", py_spy=False,
         keep_traces=False, quick=True,
     )  # fmt: skip
+
+
+def test_a_scenario_without_its_json_here_keeps_its_section_from_the_previous_report(tmp_path):
+    """Result files are not in the repository: a checkout that reran some scenarios would
+    otherwise drop the sections of the others (the kill trials, the service) from the report."""
+    previous = tmp_path / "RESULTS.md"
+    previous.write_text(
+        "# Benchmark results\n\n| scenario | file | command | started (UTC) | took |\n"
+        "|---|---|---|---|---|\n"
+        "| throughput | `throughput-0.json` | `landmark bench all` | 2026-01 | 9 s |\n"
+        "| chaos | `chaos-0.json` | `landmark bench chaos` | 2026-01 | 997 s |\n\n"
+        "## throughput\n\nold figures\n\n## chaos\n\n35 kill trials, nothing lost\n\n"
+        "## Other measurements\n\nnot a scenario\n",
+        encoding="utf-8",
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = [bench_run("landmark-auto", "click", 0.0, 900)]
+    document = scenario("throughput", runs, params={"items": 40})
+    (results / "throughput-1.json").write_text(json.dumps(document), encoding="utf-8")
+
+    write_report(results, previous)
+    text = previous.read_text(encoding="utf-8")
+
+    assert "old figures" not in text  # rerun: rendered from its new file
+    assert "35 kill trials, nothing lost" in text  # not rerun: carried over
+    assert "| chaos | `chaos-0.json` (carried from the previous report) |" in text
+    assert text.index("## throughput") < text.index("## chaos") < text.index("35 kill")
+    assert text.count("not a scenario") == 0  # a non-scenario section is not carried
