@@ -83,10 +83,12 @@ def records(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("backend", ["local", "redis"])
 def test_the_same_command_after_a_dead_driver_finishes_the_job(tmp_path, request, backend, how):
     seed = int(os.environ.get("LANDMARK_TEST_SEED", random.randrange(1 << 30)))
-    kill_at = random.Random(seed).randint(15, ITEMS - 40)
+    # at most half way: a clean-checkout CI run killed the driver with 40 left, and the
+    # Coordinator finished those before it went down with the driver (nothing to resume)
+    kill_at = random.Random(seed).randint(15, ITEMS // 2)
     print(f"kill point: {kill_at} records ({how}, {backend}); replay: LANDMARK_TEST_SEED={seed}")
     extra = ["--store", request.getfixturevalue("redis_url")] if backend == "redis" else []
-    config = SiteConfig(items=ITEMS, latency_ms=40, jitter="none")
+    config = SiteConfig(items=ITEMS, latency_ms=80, jitter="none")
     with GallerySite(config) as site:
         job = write_job(tmp_path, site.url)
         results = tmp_path / "out" / "results.jsonl"
