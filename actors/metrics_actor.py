@@ -45,15 +45,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from landmark.actors.load_monitor import Limits, LoadMonitor, Reading, Verdict
-from landmark.actors.process_tree import (
-    MemoryReading,
-    pss_of,
-    ray_process_pids,
-    read_node_memory,
-    rss_of,
-    trees_pids,
-    trees_rss,
-)
+from landmark.actors.process_tree import MemoryReading, ProcessScanner, pss_of, read_node_memory
 from landmark.logs import configure_worker_logging
 
 if TYPE_CHECKING:
@@ -181,6 +173,7 @@ class MetricsActor:
         self._peak_tree_rss = 0
         self._peak_tree_pss = 0
         self._tree_pss: int | None = None
+        self._scanner = ProcessScanner()
         self._samples = 0
         self._sample_error: str | None = None
         self._latest: dict[str, Any] = {}
@@ -293,7 +286,7 @@ class MetricsActor:
         registered = {name: list(entry.pids) for name, entry in self._local_registrations()}
         try:
             with_pss = self._samples % PSS_EVERY == 0
-            measurement = await asyncio.to_thread(_measure, registered, with_pss)
+            measurement = await asyncio.to_thread(_measure, self._scanner, registered, with_pss)
             self._sample_error = None
             self._apply(measurement, time.monotonic())
         except Exception as error:  # a failed sample must not end the loop
@@ -363,19 +356,21 @@ class MetricsActor:
         self._counted = (shed, throttle)
 
 
-def _measure(registered: dict[str, list[int]], with_pss: bool) -> _Measurement:
-    """One sample; runs in a worker thread because walking process trees takes milliseconds."""
+def _measure(
+    scanner: ProcessScanner, registered: dict[str, list[int]], with_pss: bool
+) -> _Measurement:
+    """One sample; runs in a worker thread because even one pass over /proc takes milliseconds."""
     started = time.perf_counter()
     memory = read_node_memory()
     cpu = psutil.cpu_percent(interval=None)
-    actors_rss = {name: trees_rss(pids) for name, pids in registered.items()}
-    everything = trees_pids([pid for pids in registered.values() for pid in pids])
-    everything |= trees_pids(ray_process_pids() - everything)
+    table = scanner.scan()
+    actors_rss = {name: table.rss_of(table.trees(pids)) for name, pids in registered.items()}
+    everything = table.trees([pid for pids in registered.values() for pid in pids] + [*table.ray])
     return _Measurement(
         memory=memory,
         cpu_percent=cpu,
         actors_rss=actors_rss,
-        tree_rss=rss_of(everything),
+        tree_rss=table.rss_of(everything),
         tree_pss=pss_of(everything) if with_pss else None,
         took=time.perf_counter() - started,
     )

@@ -44,7 +44,7 @@ import psutil
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
-# Processes that belong to Ray itself on a node; see ray_process_pids.
+# Processes that belong to Ray itself on a node; see _is_ray_process.
 RAY_PROCESS_NAMES = frozenset({"raylet", "gcs_server"})
 RAY_CMDLINE_MARKERS = ("ray::", "/ray/dashboard/", "/ray/_private/", "ray/autoscaler/")
 
@@ -106,6 +106,76 @@ def pss_of(pids: Iterable[int]) -> int:
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessTable:
+    """Every process on the node at one moment: its children, its RSS, and whether it is Ray's.
+
+    A sample needs several trees (each actor's, and the union of everything). psutil's
+    ``children()`` rescans all of ``/proc`` on every call, so walking a dozen trees that way
+    cost a dozen scans per sample; a table is one scan, and every tree is then a lookup.
+    """
+
+    children: dict[int, list[int]]
+    rss: dict[int, int]  # every process alive at the scan, with its RSS
+    ray: frozenset[int]
+
+    def tree(self, pid: int) -> set[int]:
+        """``pid`` and its descendants as of the scan; empty if it was not alive then."""
+        return self.trees([pid])
+
+    def trees(self, pids: Iterable[int]) -> set[int]:
+        """The union of the trees rooted at ``pids``."""
+        found: set[int] = set()
+        todo = [pid for pid in pids if pid in self.rss]
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.add(pid)
+                todo.extend(self.children.get(pid, ()))
+        return found
+
+    def rss_of(self, pids: Iterable[int]) -> int:
+        return sum(self.rss.get(pid, 0) for pid in pids)
+
+
+class ProcessScanner:
+    """Reads a :class:`ProcessTable` in one pass over ``/proc``. Whether a process is Ray's
+    is decided once per process (its command line does not change what it is: a worker is
+    under ``ray/_private`` before and after Ray retitles it ``ray::``), so a scan reads only
+    ``stat`` and ``statm`` for the processes it has seen before."""
+
+    def __init__(self) -> None:
+        self._is_ray: dict[tuple[int, float], bool] = {}
+
+    def scan(self) -> ProcessTable:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        seen: dict[tuple[int, float], bool] = {}
+        for process in psutil.process_iter(["ppid", "create_time", "memory_info"]):
+            info = process.info
+            if info["ppid"] is None or info["create_time"] is None:
+                continue  # gone or hidden mid-scan
+            key = (process.pid, info["create_time"])
+            is_ray = self._is_ray.get(key)
+            if is_ray is None:
+                is_ray = _is_ray_process(process)
+            seen[key] = is_ray
+            children.setdefault(info["ppid"], []).append(process.pid)
+            rss[process.pid] = info["memory_info"].rss if info["memory_info"] else 0
+        self._is_ray = seen  # forget the dead, so the cache stays the size of the node
+        ray = frozenset(pid for (pid, _), is_ray in seen.items() if is_ray)
+        return ProcessTable(children=children, rss=rss, ray=ray)
+
+
+def _is_ray_process(process: psutil.Process) -> bool:
+    try:
+        name = process.name()
+        cmdline = " ".join(process.cmdline())
+    except _GONE:
+        return False
+    return name in RAY_PROCESS_NAMES or any(marker in cmdline for marker in RAY_CMDLINE_MARKERS)
+
+
 def trees_pids(pids: Iterable[int]) -> set[int]:
     """The union of several trees, so a browser that is also an actor's child counts once."""
     union: set[int] = set()
@@ -118,30 +188,6 @@ def trees_pids(pids: Iterable[int]) -> set[int]:
 def tree_rss(pid: int) -> int:
     """RSS of ``pid`` and every descendant (summed RSS: errs high on shared pages, see above)."""
     return rss_of(tree_pids(pid))
-
-
-def trees_rss(pids: Iterable[int]) -> int:
-    """RSS of the union of the trees rooted at ``pids`` (an actor's own pid and its browser's)."""
-    return rss_of(trees_pids(pids))
-
-
-def ray_process_pids() -> set[int]:
-    """Ray's own processes on this node: raylet, GCS, dashboard/agents and every ``ray::`` worker.
-
-    The driver (the user's Python process) is not recognisable by name and is
-    not included. Workers are matched by the ``ray::`` process title Ray gives
-    them, so their descendants (browsers) are reached through ``trees_pids``.
-    """
-    found: set[int] = set()
-    for process in psutil.process_iter(["name", "cmdline"]):
-        try:
-            name = process.info["name"] or ""
-            cmdline = " ".join(process.info["cmdline"] or ())
-        except _GONE:
-            continue
-        if name in RAY_PROCESS_NAMES or any(marker in cmdline for marker in RAY_CMDLINE_MARKERS):
-            found.add(process.pid)
-    return found
 
 
 def read_node_memory(cgroup_root: Path = CGROUP_ROOT) -> MemoryReading:

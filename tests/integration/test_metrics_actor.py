@@ -18,10 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from landmark.actors.metrics_actor import create_metrics_actor
 from landmark.actors.process_tree import (
+    ProcessScanner,
     read_node_memory,
     tree_pids,
     tree_rss,
@@ -240,6 +242,11 @@ def test_tree_rss_covers_descendants_once(helper_process):
         assert trees_pids([parent.pid, grandchild]) == {parent.pid, grandchild}
         assert tree_rss(parent.pid) > tree_rss(grandchild) > 0
         assert helper_process.pid in tree_pids(os.getpid())
+        # one scan of the node answers the same, for every tree at once
+        table = ProcessScanner().scan()
+        assert table.tree(parent.pid) == {parent.pid, grandchild}
+        assert table.trees([parent.pid, grandchild]) == {parent.pid, grandchild}
+        assert table.rss_of(table.tree(parent.pid)) > table.rss[grandchild] > 0
     finally:
         parent.stdin.close()
         parent.wait(timeout=10)
@@ -250,6 +257,20 @@ def test_tree_rss_of_a_finished_process_is_zero():
     finished.wait(timeout=10)
     assert tree_rss(finished.pid) == 0
     assert tree_pids(finished.pid) == set()
+    assert ProcessScanner().scan().tree(finished.pid) == set()
+
+
+def test_a_scan_knows_rays_own_processes_and_not_ours(ray_session, helper_process):
+    """The union the summary's peak memory covers: Ray's raylet and GCS are in it, this test
+    process (the driver) and its own children are not, on the first scan and on the next,
+    which reuses what the first learnt about each process."""
+    scanner = ProcessScanner()
+    for _ in range(2):
+        table = scanner.scan()
+        names = {psutil.Process(pid).name() for pid in table.ray if psutil.pid_exists(pid)}
+        assert {"raylet", "gcs_server"} <= names
+        assert os.getpid() not in table.ray
+        assert helper_process.pid not in table.ray
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
