@@ -137,6 +137,9 @@ class ContainerReader:
         gallery = container.source if container.open == OpenMode.CLICK else None
         async with asyncio.timeout(self._acquire_s):
             slot = await self.session.acquire(gallery)
+        # A batch can hold more containers than the actor has pages: the wait for one is
+        # the pipeline's, not the container's, and the record says which is which.
+        progress.mark("queued")
         slot.blocked.clear()
         try:
             record = await self._within_deadline(slot, container, progress)

@@ -367,40 +367,30 @@ async def landmark_contender(stage: Stage) -> AsyncIterator[Contender]:
 
 
 class ServiceClock:
-    """Per container, the time it had a page (the record's ``total`` less its wait for a
-    free page: ``actor_concurrent`` keeps more containers in flight than there are pages,
-    as the coordinator does), and the records themselves. It wraps this worker's
-    ``session.acquire`` and ``reader.extract_one`` on the instances; one task runs both
-    for a container, so the wait is found by task."""
+    """Per container, the time it had a page (the record's ``total`` less ``queued``, its
+    wait for a free page: ``actor_concurrent`` keeps more containers in flight than there
+    are pages, as the coordinator does), and the records themselves. It wraps this worker's
+    ``reader.extract_one`` on the instance."""
 
     def __init__(self, worker: Any) -> None:
         self.service_ms: list[float] = []
         self.records: list[Any] = []
-        waits: dict[Any, float] = {}
-        acquire, extract_one = worker.session.acquire, worker.reader.extract_one
-
-        async def timed_acquire(gallery: str | None) -> Any:
-            began = time.monotonic()
-            try:
-                return await acquire(gallery)
-            finally:
-                waits[asyncio.current_task()] = time.monotonic() - began
+        extract_one = worker.reader.extract_one
 
         async def timed_extract_one(container: Any) -> Any:
             record = await extract_one(container)
-            queued_ms = waits.pop(asyncio.current_task(), 0.0) * 1000
-            self.service_ms.append(record.timings.get("total", 0.0) - queued_ms)
+            timings = record.timings
+            self.service_ms.append(timings.get("total", 0.0) - timings.get("queued", 0.0))
             self.records.append(record)
             return record
 
-        worker.session.acquire = timed_acquire
         worker.reader.extract_one = timed_extract_one
 
 
 def phase_medians(records: list[Any]) -> dict[str, float]:
     """The median of each phase landmark times itself (``record.timings``): in click mode
-    close, seek and click are measured in the page, ``wait`` is the rest of the call
-    (settling, reading, and the wait for a page), ``total`` the whole container."""
+    ``queued`` is the wait for a free page, close, seek and click are measured in the page,
+    ``wait`` is the rest of the call (settling, reading), ``total`` the whole container."""
     phases: dict[str, list[float]] = {}
     for record in records:
         for name, value in record.timings.items():

@@ -352,11 +352,19 @@ def _profile(doc: dict[str, Any]) -> list[str]:
 
 
 def _efficiency(doc: dict[str, Any]) -> list[str]:
+    page_size = doc.get("params", {}).get("page_size")
+    gallery = (
+        f"The gallery lists {page_size} cards per list page (all of them in the first, loaded "
+        "when a page opens), so no seek waits on the site's list pages. "
+        if page_size
+        else ""
+    )
     lines = [
         "*wall share* = Σ injected site latency of the items processed / (wall time x "
         "concurrency): 100% means every slot waited on the site all the time. *container "
         "share* = Σ site latency / Σ container latency: the part of each container's time that "
-        "is the site's (start-up and idle slots excluded).",
+        "is the site's (start-up and idle slots excluded; latency is the time with a page in "
+        f"hand). {gallery}See benchmarks/README.md.",
         "",
         "| site latency | contender | n | concurrency | wall share | container share | "
         "containers/min | p50 ms | lost / dup |",

@@ -219,13 +219,17 @@ def _run_cells(
     contenders: list[Contender],
     items: int,
     repeats: int,
+    page_size: int | None = None,
     **run_options: Any,
 ) -> list[dict[str, Any]]:
+    """``page_size``: cards per list page (default: the site's)."""
     rows = []
     for cell in cells:
         config = SiteConfig(
             items=items, latency_ms=cell["latency_ms"], label_variants=True, missing_rate=0.05
         )
+        if page_size is not None:
+            config = config.model_copy(update={"page_size": page_size})
         with site(config) as running:
             truth = running.truth()
             for repeat, contender in interleaved(contenders, repeats):
@@ -269,7 +273,16 @@ def throughput(bench: Bench) -> dict[str, Any]:
 
 
 def efficiency(bench: Bench) -> dict[str, Any]:
-    """Share of wall time that is the site's own latency, at 0/50/200/1000 ms, equal concurrency."""
+    """Share of wall time that is the site's own latency, at 0/50/200/1000 ms, equal concurrency.
+
+    The gallery lists all its cards in its first list page. The site waits its latency on
+    list pages too, and in a paginated gallery a page seeking a card waits for the list
+    pages before it (and the pages of one browser were seen to get the same list page one
+    after another, a latency apart). That wait is the site's, but the
+    shares count item latency only, so neither contender could get near 100% at any
+    latency. With one list page, loaded when a page opens (outside every container), a
+    container's time is its item's latency plus the crawler's own work.
+    """
     items = bench.size(48, 240)
     contenders = bench.keep([landmark(2, 4), bare(8)])
     cells = [
@@ -277,10 +290,11 @@ def efficiency(bench: Bench) -> dict[str, Any]:
         for mode in bench.pick_modes(["click"])
         for latency in bench.pick_latencies([0.0, 50.0, 200.0, 1000.0])
     ]
-    rows = _run_cells(bench, cells, contenders, items, bench.reps(1, 3))
+    rows = _run_cells(bench, cells, contenders, items, bench.reps(1, 3), page_size=items)
     return {
         "params": {
             "items": items,
+            "page_size": items,
             "repeats": bench.reps(1, 3),
             "cells": cells,
             "contenders": [c.name for c in contenders],

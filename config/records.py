@@ -110,7 +110,10 @@ class Record:
     fields: dict[str, Any] = field(default_factory=dict)
     errors: list[Problem] = field(default_factory=list)
     attempts: int = 1
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per phase
+    # milliseconds per phase: queued (waiting in the actor for a free page), close, seek and
+    # click (in the page), wait (opening to fields read), open (an opening that failed),
+    # download, and total (all of it)
+    timings: dict[str, float] = field(default_factory=dict)
     strategies: dict[str, str] = field(default_factory=dict)  # field -> strategy that found it
     actor: str | None = None
     download: dict[str, Any] | None = None  # path, bytes, sha256, truncated

@@ -160,6 +160,26 @@ def test_every_field_matches_the_truth(run, mode_worker, main_site):
     assert any(None in item["fields"].values() for item in truth)  # missing fields were tested
 
 
+def test_a_container_that_waited_for_a_page_says_so_apart_from_its_work(
+    run, mode_worker, main_site
+):
+    """A batch of twice as many containers as pages: half get a page at once, half wait for
+    one. That wait is the record's ``queued``, kept out of the time with a page in hand
+    (``wait``), so a queue in front of the pages never reads as a slow site."""
+    pages = mode_worker.job.budget.pages_per_actor
+    chunks = run(discover_all(mode_worker, main_site.url))
+    batch = [c for chunk in chunks for c in chunk][: 2 * pages]
+
+    records = run(mode_worker.extract(batch))
+
+    queued = sorted(record.timings["queued"] for record in records)
+    assert queued[pages] > 1.0, queued  # the second half waited for a page to come free
+    assert queued[pages] > 10 * queued[pages - 1], queued  # the first half did not wait
+    for record in records:
+        parts = record.timings["queued"] + record.timings["wait"]
+        assert parts <= record.timings["total"] + 0.1, record.timings
+
+
 def test_dom_cache_hits_and_learner_has_timings(run, mode_worker, main_site):
     """Runs after the full extraction above on the same worker."""
     if mode_worker.stats()["containers"] == 0:  # run on its own
