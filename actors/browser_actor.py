@@ -22,8 +22,7 @@ import ray
 
 from landmark.actors.learner import PerformanceLearner
 from landmark.actors.protocol import WORKER_OPTIONS
-from landmark.actors.session import SessionBroken
-from landmark.actors.worker import BrowserWorker
+from landmark.actors.session_errors import SessionBroken
 from landmark.config.job import JobSpec
 from landmark.config.records import Container, Record
 from landmark.logs import configure_worker_logging
@@ -39,6 +38,10 @@ class BrowserActor:
         learner_snapshot: dict[str, Any] | None = None,
         allowed_hosts: list[str] | None = None,
     ) -> None:
+        # Here, not at the top: the Coordinator imports this module for the class alone,
+        # and Playwright (a tenth of a second) then loads in the actor's process only.
+        from landmark.actors.worker import BrowserWorker
+
         configure_worker_logging()
         learner = PerformanceLearner()
         if learner_snapshot:

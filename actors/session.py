@@ -56,6 +56,7 @@ from landmark.actors.extraction import LANDMARKS_JS
 from landmark.actors.process_tree import pss_of, tree_pids
 from landmark.actors.recycle_bound import RecycleBound
 from landmark.actors.robots import RobotsTxt, fetch_rules
+from landmark.actors.session_errors import BrowserGone, OffSiteError, SessionBroken
 from landmark.config.job import JobSpec
 from landmark.config.records import domain_of
 from landmark.config.settings import Settings
@@ -66,19 +67,6 @@ CLOSE_DEADLINE_S = 5.0  # closing a page, a context or a browser; past it, relau
 CLOSE_REISSUE_S = 1.0  # a page not closed this long after asking is asked again (CDP)
 RELAUNCH_FAILURES = 2  # relaunches in a row that fail before the session gives up
 BLOCKED_HOSTS_KEPT = 20  # hosts named per container; more are only counted
-
-
-class OffSiteError(Exception):
-    """A navigation ended on a host the job does not allow (the resolver rules should have
-    stopped it; this is the check that does not depend on them)."""
-
-
-class BrowserGone(Exception):
-    """The browser crashed or disconnected under a container; retry it elsewhere."""
-
-
-class SessionBroken(Exception):
-    """The browser cannot be brought back: the actor should be replaced."""
 
 
 @dataclass(slots=True, eq=False)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,14 @@ def test_every_worker_actor_keeps_the_protocol() -> None:
         for name, signature in wanted.items():
             mine = [p for p in inspect.signature(getattr(cls, name)).parameters if p != RAY_TRACE]
             assert mine == list(signature.parameters), (actor, name)
+
+
+def test_the_coordinator_starts_without_loading_playwright() -> None:
+    """The Coordinator imports the BrowserActor's module for its class; Playwright loads in
+    the actors' processes only, so a run's first actor is asked for a tenth of a second
+    sooner and the Coordinator's process stays small."""
+    probe = "import sys, landmark.coordinator.actor; print('playwright' in sys.modules)"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert shown.stdout.strip() == "False", shown.stdout + shown.stderr
