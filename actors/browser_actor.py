@@ -14,6 +14,7 @@ brought back ends itself, so the coordinator replaces it rather than feeding it 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class BrowserActor:
         learner_snapshot: dict[str, Any] | None = None,
         allowed_hosts: list[str] | None = None,
     ) -> None:
+        self._init_at = time.time()  # wall clock: the crew compares it with when it asked
         # Here, not at the top: the Coordinator imports this module for the class alone,
         # and Playwright (a tenth of a second) then loads in the actor's process only.
         from landmark.actors.worker import BrowserWorker
@@ -58,7 +60,13 @@ class BrowserActor:
     async def start(self) -> dict[str, Any]:
         await self._worker.start()
         node_id = ray.get_runtime_context().get_node_id()
-        return {"name": self._name, "pid": os.getpid(), "node_id": node_id}
+        return {
+            "name": self._name,
+            "pid": os.getpid(),
+            "node_id": node_id,
+            "init_at": self._init_at,
+            "start_s": self._worker.session.start_s,
+        }
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:
         """A streaming generator: each chunk of containers as discovery finds it."""

@@ -122,6 +122,8 @@ class BrowserSession:
         self._launch_s = job.timeouts.actor_start.total_seconds()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._launched_at = 0.0  # monotonic, when the browser last came up
+        self.start_s: dict[str, float] = {}  # how long start()'s parts took (seconds)
         self._context: BrowserContext | None = None
         self._slots: list[Slot] = []
         self._free: list[Slot] = []
@@ -136,13 +138,22 @@ class BrowserSession:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        async with asyncio.timeout(self._launch_s):  # Playwright, Chromium and its pages
+        """Playwright, Chromium, then a context and its pages; ``start_s`` says how long each
+        took, for the run's start-up breakdown."""
+        began = time.monotonic()
+        async with asyncio.timeout(self._launch_s):
             self._playwright = await async_playwright().start()
+            driver_up = time.monotonic()
             if self._found is None:
                 explicit = self.job.browser.executable or self._settings.browser
                 bundled = partial(running_playwright_chromium, self._playwright)
                 self._found = find_browser(explicit, bundled=bundled)
             await self._open_browser()
+        self.start_s = {
+            "playwright": round(driver_up - began, 3),
+            "browser": round(self._launched_at - driver_up, 3),
+            "pages": round(time.monotonic() - self._launched_at, 3),
+        }
 
     async def _launch(self) -> None:
         """A new browser in place of a dead one, within the actor's start deadline."""
@@ -165,6 +176,7 @@ class BrowserSession:
         self._browser = await launch_browser(
             self._playwright, self._found, headless=headless, only_hosts=resolvable
         )
+        self._launched_at = time.monotonic()
         await self._open_context()
 
     async def _open_context(self) -> None:
@@ -186,7 +198,7 @@ class BrowserSession:
         if self.job.browser.proxy is not None:  # the resolver rules do not apply
             await context.route(self._off_site, self._refuse)
         self._context = context
-        self._slots = [await self._new_slot() for _ in range(self._pages)]
+        self._slots = list(await asyncio.gather(*(self._new_slot() for _ in range(self._pages))))
         self._free = list(self._slots)
 
     async def set_pages(self, pages: int) -> int:

@@ -341,6 +341,45 @@ def _startup(runs: list[dict[str, Any]]) -> list[str]:
         ]
         cells += [_median_text(good, "first_record_s"), _median_text(good, "wall_s")]
         lines.append(f"| {name} | {len(good)} | " + " | ".join(cells) + " |")
+    return lines + _startup_parts(groups)
+
+
+STARTUP_PARTS = {
+    "coordinator_up": "Coordinator process",
+    "actor_process": "BrowserActor process",
+    "actor_playwright": "Playwright",
+    "actor_browser": "Chromium",
+    "actor_pages": "context and pages",
+}
+
+
+def _startup_parts(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The two Ray actor processes and the browser's start, each in seconds: the parts of
+    the start-up that the bare loop (one browser launch in its own process) does not have
+    or has once. Nothing for files older than the parts."""
+    with_parts = {
+        name: good
+        for name, group in groups.items()
+        if (good := [r for r in group if (r["landmark"].get("startup_parts_s") or {})])
+    }
+    if not with_parts:
+        return []
+    lines = [
+        "",
+        "where the start went (median s): the driver asks for the Coordinator "
+        "(a Ray actor: a new worker process and its imports), which asks for the first "
+        "BrowserActor (another), which starts Playwright, launches Chromium and opens a "
+        "context and its pages:",
+        "",
+        "| contender | n | " + " | ".join(STARTUP_PARTS.values()) + " |",
+        "|---|" + "---|" * (len(STARTUP_PARTS) + 1),
+    ]
+    for name, good in with_parts.items():
+        cells = [
+            _median_text(good, lambda r, p=p: r["landmark"]["startup_parts_s"].get(p))
+            for p in STARTUP_PARTS
+        ]
+        lines.append(f"| {name} | {len(good)} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -530,6 +530,7 @@ def _row(
             for key in (
                 "wall_s",
                 "startup_s",
+                "startup_parts_s",
                 "per_minute",
                 "latency_ms",
                 "retries",

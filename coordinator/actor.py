@@ -318,7 +318,7 @@ class Coordinator:
 
     async def _start_actor(self, name: str, placement: Placement) -> None:
         try:
-            await self.crew.start(name, self.snapshot, placement)
+            parts = await self.crew.start(name, self.snapshot, placement)
         except StartFailed as error:
             logger.warning("%s", error)
             self.scheduler.start_failed(name, time.monotonic(), str(error))
@@ -329,6 +329,8 @@ class Coordinator:
                 self.crew.kill(name)
                 return
             self.stats.mark("actor_ready")
+            if not self.stats.actor_start:  # the first actor's start is the run's
+                self.stats.actor_start = parts
             if (after := self.node_keeper.actor_started(node)) is not None:
                 logger.info("%s started on node %s, %.1fs after it joined",
                             name, (node or "?")[:8], after)  # fmt: skip

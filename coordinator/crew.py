@@ -78,9 +78,9 @@ class Crew:
     # -- workers ---------------------------------------------------------------------------
     async def start(
         self, name: str, learner_snapshot: dict[str, Any] | None, placement: Placement
-    ) -> None:
+    ) -> dict[str, float]:
         """Create ``name`` where ``placement`` says and wait for its ``start()`` within
-        ``timeouts.actor_start``."""
+        ``timeouts.actor_start``; return how long its start's parts took (seconds)."""
         strategy: Any = "SPREAD"
         if placement.node is not None:
             strategy = NodeAffinitySchedulingStrategy(placement.node, soft=True)
@@ -89,6 +89,7 @@ class Crew:
             # A pool's actor keeps the job's pages open: its share may grow later.
             budget = job.budget.model_copy(update={"pages_per_actor": placement.pages})
             job = job.model_copy(update={"budget": budget})
+        asked = time.time()
         try:
             handle = self.actor_class.options(num_cpus=1, scheduling_strategy=strategy).remote(
                 job, name, self.out_dir, learner_snapshot, self.allowed_hosts
@@ -116,6 +117,7 @@ class Crew:
             self._register(name)
         else:
             self._ensure_monitor(node)  # registers the node's workers, this one included
+        return start_parts(asked, info)
 
     def placement(self, records_by_actor: dict[str, int]) -> dict[str, dict[str, int]]:
         """Per node (its id): the actors started there and the records they extracted."""
@@ -285,6 +287,16 @@ class Crew:
             for node, answer in zip(nodes, answers, strict=True)
             if isinstance(answer, dict)
         }
+
+
+def start_parts(asked: float, info: dict[str, Any]) -> dict[str, float]:
+    """An actor's start in parts: ``actor_process`` from the ask to its ``__init__`` (Ray
+    placing it, a new worker process, imports; wall clocks, so across nodes only as good as
+    their sync), then its session's Playwright, browser and pages."""
+    parts = {f"actor_{part}": seconds for part, seconds in (info.get("start_s") or {}).items()}
+    if info.get("init_at") is not None:
+        parts = {"actor_process": round(info["init_at"] - asked, 3), **parts}
+    return parts
 
 
 def short_error(error: BaseException) -> str:

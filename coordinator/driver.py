@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -178,9 +179,10 @@ def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> 
     view = ProgressView(enabled=show_progress)
     with view:
         for attempt in range(COORDINATOR_RESTARTS + 1):
+            asked = time.time()
             coordinator = _start_coordinator(job, sources, store, actor_class)
             try:
-                return follow_run(coordinator, view, store, say)
+                summary = follow_run(coordinator, view, store, say)
             except CoordinatorDied as died:
                 if attempt == COORDINATOR_RESTARTS:
                     raise RunFailedError(
@@ -188,6 +190,11 @@ def _run_with_restarts(job, sources, store, actor_class, show_progress, say) -> 
                         "resumable: run the same command again."
                     ) from None
                 say(f"the Coordinator died ({died}); starting another on the same store")
+                continue
+            if summary.get("started_at"):  # the Coordinator's process start, as the driver saw it
+                parts = summary.setdefault("startup_parts_s", {})
+                parts["coordinator_up"] = round(summary["started_at"] - asked, 3)
+            return summary
     raise AssertionError("unreachable")
 
 

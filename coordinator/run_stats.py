@@ -49,6 +49,9 @@ class RunStats:
     # When each step of the run's start first happened, in seconds from ``started``: where
     # the time to the first record goes (see MILESTONES).
     milestones: dict[str, float] = field(default_factory=dict)
+    # The first actor's start in parts, in seconds (see crew.start_parts).
+    actor_start: dict[str, float] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)  # wall clock, for the driver
     # The page governor's moves, in order: {"at_s", "actor", "pages"} (the first PAGE_MOVES_KEPT).
     page_moves: list[dict[str, Any]] = field(default_factory=list)
     page_move_count: int = 0

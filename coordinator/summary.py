@@ -81,6 +81,8 @@ def build_summary(coordinator: Coordinator) -> dict[str, Any]:
         "by_status": dict(stats.by_status),
         "wall_s": round(wall, 3),
         "startup_s": dict(stats.milestones),
+        "started_at": stats.started_at,
+        "startup_parts_s": dict(stats.actor_start),
         "per_minute": round(stats.records / wall * 60, 1) if wall > 0 else 0.0,
         "latency_ms": stats.latency_ms(),
         "retries": ledger.retries,

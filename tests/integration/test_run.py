@@ -83,6 +83,13 @@ def test_run_500_containers_matches_truth(ray_session, gallery_job, read_run, mo
     assert list(startup) == list(MILESTONES), startup
     assert list(startup.values()) == sorted(startup.values())
     assert 0 <= startup["record_written"] <= summary["wall_s"]
+    parts = summary["startup_parts_s"]  # the Ray processes and the browser's start, each timed
+    assert set(parts) == {
+        "coordinator_up", "actor_process", "actor_playwright", "actor_browser", "actor_pages"
+    }, parts  # fmt: skip
+    assert all(seconds > 0 for seconds in parts.values()), parts
+    actor_start = sum(v for k, v in parts.items() if k.startswith("actor_"))
+    assert actor_start <= startup["actor_ready"], (parts, startup)  # within "actor ready"
     pages = summary["pages"]  # the example job's budget: governed, from 4 pages up to 8
     assert (pages["governed"], pages["at_start"], pages["most"]) == (True, 4, 8), pages
     assert pages["moves"] == len(pages["log"]), pages

@@ -227,6 +227,17 @@ def test_the_throughput_cell_shows_landmarks_start_up_when_the_runs_kept_it():
         "record written | first record | wall |"
     )
     assert "| landmark-auto | 2 | 0.20 | 3.30 | 3.90 | 4.00 | 4.60 | 2.50 | 8.00 |" in text
+    assert "where the start went" not in text  # these runs kept no parts
+    parts = {"coordinator_up": 0.8, "actor_process": 0.7, "actor_playwright": 0.2,
+             "actor_browser": 0.1, "actor_pages": 0.3}  # fmt: skip
+    kept = {"startup_s": startup, "startup_parts_s": parts}
+    text = render({"throughput": scenario("throughput", [bench_run(
+        "landmark-auto", "click", 0.0, 300, landmark=kept)])})  # fmt: skip
+    assert (
+        "| contender | n | Coordinator process | BrowserActor process | Playwright | Chromium "
+        "| context and pages |"
+    ) in text
+    assert "| landmark-auto | 1 | 0.80 | 0.70 | 0.20 | 0.10 | 0.30 |" in text
     older = [bench_run("landmark-auto", "click", 0.0, 300, landmark={"wall_s": 5.0})]
     assert "landmark start-up (median s" not in render(
         {"throughput": scenario("throughput", older)}
