@@ -10,7 +10,7 @@ import argparse
 import json
 
 from landmark.coordinator.progress import describe
-from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
+from landmark.coordinator.ray_setup import NAMESPACE, connect_to_running, coordinator_name
 
 ACTIONS = ("status", "pause", "resume", "cancel")
 
@@ -23,7 +23,7 @@ def control(action: str, job_name: str, address: str = "auto") -> dict:
     import ray
 
     try:
-        ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR")
+        connect_to_running(address)
     except ConnectionError as error:
         raise NoSuchRunError(f"no Ray cluster at {address!r} ({error})") from None
     try:

@@ -163,6 +163,26 @@ def _join(address: str) -> None:
     logger.info("joined the Ray cluster at %s (%s)", _joined_address(context, address), _size())
 
 
+def connect_to_running(address: str) -> None:
+    """Connect to the Ray a run is using, to call its named actors (``landmark control``).
+
+    ``auto`` is resolved first (RAY_ADDRESS, else the running cluster Ray finds). A local
+    run's Ray listens on the loopback only, and Ray would swap 127.0.0.1 for the machine's
+    outward address and wait on it in vain: for a loopback address this process keeps
+    the loopback, and token authentication, as the run did."""
+    import ray
+    from ray._private.services import get_ray_address_from_environment
+
+    resolved = get_ray_address_from_environment(address, None)  # ConnectionError: none
+    host = resolved.removeprefix("ray://").rpartition(":")[0]
+    if host in {LOOPBACK, "localhost"}:
+        keep_loopback()
+        keep_token_auth()
+    elif _token_available():
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    ray.init(address=resolved, namespace=NAMESPACE, logging_level="ERROR")
+
+
 def submitted_job_runtime_env() -> dict[str, Any] | None:
     """The runtime env of the Ray job this process is the entrypoint of, or None outside one."""
     injected = os.environ.get(JOB_CONFIG_ENV)

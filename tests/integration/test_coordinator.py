@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +28,7 @@ from landmark.benchmarks.noop_actor import NoopActor
 from landmark.config.job import JobSpec
 from landmark.config.records import Status
 from landmark.coordinator.local_store import LocalStore
-from landmark.coordinator.ray_setup import NAMESPACE, coordinator_name
+from landmark.coordinator.ray_setup import LOOPBACK_ONLY_ENV, NAMESPACE, coordinator_name
 from landmark.coordinator.store import JobIdentity, read_results
 
 pytestmark = pytest.mark.ray
@@ -124,6 +126,33 @@ def test_pause_resume_and_cancel(ray_session, tmp_path):
     cancelled = [r for r in records if r["status"] == Status.FAILED]
     assert cancelled and all("cancelled" in r["errors"][-1]["reason"] for r in cancelled)
     assert summary["stopped"] == "cancelled" and not summary["completed"]
+
+
+def test_landmark_control_from_another_shell_sees_and_cancels_a_run(ray_session, tmp_path):
+    """``landmark control`` is a separate process joining the run's loopback-only Ray. Ray
+    swapped 127.0.0.1 for the machine's outward address and waited there in vain, so on
+    this machine the command timed out; it must answer, and its cancel must land."""
+    spec = job(tmp_path, "delay_ms=50", items=400, budget={"actors": 1})
+    address = ray.get_runtime_context().gcs_address
+    # another shell's environment: not this test process's, which starting Ray here changed
+    shell = {k: v for k, v in os.environ.items() if k not in (LOOPBACK_ONLY_ENV, "RAY_AUTH_MODE")}
+
+    def control(action: str) -> dict[str, Any]:
+        landmark = str(Path(sys.executable).with_name("landmark"))  # this venv's command
+        command = [landmark, "control", action, spec.name, "--json"]
+        shown = subprocess.run(
+            [*command, "--address", address], env=shell, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        return json.loads(shown.stdout)
+
+    with background_run(spec, actor_class=NoopActor) as outcome:
+        coordinator = wait_for_coordinator(spec, outcome)
+        wait_until(lambda: progress(coordinator)["done"] >= 20, outcome, "20 records")
+        assert control("status")["done"] >= 20
+        control("cancel")
+    assert outcome["summary"]["stopped"] == "cancelled"
 
 
 def test_actors_that_cannot_start_fail_the_run_resumably(ray_session, tmp_path):
