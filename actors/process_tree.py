@@ -4,7 +4,7 @@ Per-process figures
 -------------------
 A BrowserActor is a Ray worker process plus a Playwright driver plus a
 Chromium with a dozen renderer, GPU and utility processes. What it costs is
-the sum over that tree, so ``tree_rss`` walks descendants.
+the sum over that tree, so a sample walks descendants (``ProcessTable``).
 
 Summed RSS double-counts shared pages: every Chromium process maps the same
 binary and shared-memory segments, so the sum can overstate the tree by a
@@ -174,20 +174,6 @@ def _is_ray_process(process: psutil.Process) -> bool:
     except _GONE:
         return False
     return name in RAY_PROCESS_NAMES or any(marker in cmdline for marker in RAY_CMDLINE_MARKERS)
-
-
-def trees_pids(pids: Iterable[int]) -> set[int]:
-    """The union of several trees, so a browser that is also an actor's child counts once."""
-    union: set[int] = set()
-    for pid in pids:
-        if pid not in union:
-            union |= tree_pids(pid)
-    return union
-
-
-def tree_rss(pid: int) -> int:
-    """RSS of ``pid`` and every descendant (summed RSS: errs high on shared pages, see above)."""
-    return rss_of(tree_pids(pid))
 
 
 def read_node_memory(cgroup_root: Path = CGROUP_ROOT) -> MemoryReading:

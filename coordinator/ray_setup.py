@@ -151,8 +151,7 @@ def _join(address: str) -> None:
 
     probe_address(address)
 
-    if _token_available():  # joining does not turn token auth on by itself
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    _send_token_if_any()
     options: dict = {"address": address, "namespace": NAMESPACE, "logging_level": "WARNING"}
     if runtime_env := joining_runtime_env():
         options["runtime_env"] = runtime_env
@@ -178,8 +177,8 @@ def connect_to_running(address: str) -> None:
     if host in {LOOPBACK, "localhost"}:
         keep_loopback()
         keep_token_auth()
-    elif _token_available():
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    else:
+        _send_token_if_any()
     ray.init(address=resolved, namespace=NAMESPACE, logging_level="ERROR")
 
 
@@ -225,6 +224,12 @@ def _size() -> str:
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     return f"{len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
+
+
+def _send_token_if_any() -> None:
+    """Joining does not turn token auth on by itself: send the token when there is one."""
+    if _token_available():
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def _token_available() -> bool:
