@@ -10,7 +10,7 @@
 // key alone (see plan() below and extraction.evaluate_planned).
 (() => {
   'use strict';
-  const VERSION = 3;
+  const VERSION = 4;
   if (window.__landmark && window.__landmark.version === VERSION) return;
 
   // JavaScript's \s plus the zero-width space; the Python twin uses the same class.
@@ -41,6 +41,64 @@
   const ok = (value, path = null) => ({ value, error: null, path });
   const fail = (error) => ({ value: null, error, path: null });
 
+  // The URL an <img> shows. Without images (browser.load_images off, the default) nothing
+  // is fetched and the browser never picks a currentSrc, so this picks as it would have:
+  // the first <picture> source whose media and type apply, then the candidate of a srcset
+  // for this screen's density (x) or the image's slot (w, from sizes), else src.
+  const IMAGE_TYPES = /^image\/(avif|webp|png|apng|jpeg|jpg|pjpeg|gif|svg\+xml|bmp|x-icon|vnd\.microsoft\.icon)$/i;
+  function imageUrl(img) {
+    if (img.currentSrc) return img.currentSrc;
+    const picture = img.parentElement && img.parentElement.localName === 'picture' ? img.parentElement : null;
+    for (const source of picture ? picture.children : []) {
+      if (source.localName !== 'source' || !source.getAttribute('srcset')) continue;
+      const media = source.getAttribute('media');
+      if (media && !matchMedia(media).matches) continue;
+      const type = source.getAttribute('type');
+      if (type && !IMAGE_TYPES.test(type.trim())) continue;
+      const url = fromSrcset(source.getAttribute('srcset'), source.getAttribute('sizes') || img.getAttribute('sizes'));
+      if (url) return url;
+    }
+    return (img.getAttribute('srcset') && fromSrcset(img.getAttribute('srcset'), img.getAttribute('sizes'))) || img.src;
+  }
+
+  // A srcset's candidate for a device pixel ratio of window.devicePixelRatio: the smallest
+  // density at least that ratio, else the largest (a width counts as width / slot).
+  function fromSrcset(srcset, sizes) {
+    const candidates = [];
+    for (const part of srcset.split(/,(?=\s)|,$/)) {
+      const [url, descriptor = '1x'] = part.trim().split(/\s+/);
+      if (!url) continue;
+      const value = parseFloat(descriptor);
+      if (!(value > 0)) continue;
+      const density = descriptor.endsWith('w') ? value / slotWidth(sizes) : descriptor.endsWith('x') ? value : null;
+      if (density !== null) candidates.push({ url, density });
+    }
+    if (!candidates.length) return null;
+    candidates.sort((a, b) => a.density - b.density);
+    const ratio = window.devicePixelRatio || 1;
+    const chosen = candidates.find((c) => c.density >= ratio) || candidates[candidates.length - 1];
+    return new URL(chosen.url, document.baseURI).href;
+  }
+
+  // The width in CSS pixels that `sizes` gives an image: the first entry whose media
+  // condition holds (px, vw or em), else the whole viewport.
+  function slotWidth(sizes) {
+    for (const entry of (sizes || '').split(',')) {
+      const m = entry.trim().match(/^(?:(.*\))\s+)?(\d*\.?\d+)(px|vw|em|rem)$/);
+      if (!m || (m[1] && !matchMedia(m[1]).matches)) continue;
+      const n = parseFloat(m[2]);
+      const unit = { px: 1, vw: window.innerWidth / 100, em: 16, rem: 16 }[m[3]];
+      return Math.max(1, n * unit);
+    }
+    return window.innerWidth;
+  }
+
+  // An image not loaded (images off, or lazy and not reached yet) has no size of its own:
+  // its empty box says nothing of how it shows. One sized 0 on purpose still is hidden.
+  const unloadedImage = (el) =>
+    el.localName === 'img' && (!el.complete || el.naturalWidth === 0) &&
+    el.getAttribute('width') !== '0' && el.getAttribute('height') !== '0';
+
   function ownStatus(el) {
     if (SKIP.has(el.localName) || el.hasAttribute('hidden')) return REJECTED;
     if (el.getAttribute('aria-hidden') === 'true') return REJECTED;
@@ -52,7 +110,7 @@
       // Inside a closed <details> or content-visibility:hidden, boxes exist but never paint.
       if (el.checkVisibility && !el.checkVisibility()) return REJECTED;
       const r = el.getBoundingClientRect();
-      if (r.width === 0 || r.height === 0) {
+      if ((r.width === 0 || r.height === 0) && !unloadedImage(el)) {
         if (el.getClientRects().length === 0) return REJECTED; // not rendered at all
         if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') return REJECTED;
         boxed = false;
@@ -297,7 +355,8 @@
       if (text) return ok(text);
       if (own && !el.matches('img,a[href]')) return fail('value empty'); // not a child's link
       const media = el.matches('img') ? el : [...el.querySelectorAll('img')].find((i) => !this.status(i).reject);
-      if (media && (media.currentSrc || media.src)) return ok(media.currentSrc || media.src);
+      const url = media && imageUrl(media);
+      if (url) return ok(url);
       const link = el.matches('a[href]') ? el : [...el.querySelectorAll('a[href]')].find((a) => !this.status(a).reject);
       if (link && link.href) return ok(link.href);
       return fail('value empty');

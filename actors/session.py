@@ -174,7 +174,11 @@ class BrowserSession:
         proxy = proxy_host(self.job.browser)
         resolvable = self._allowed_hosts | ({proxy} if proxy else set())
         self._browser = await launch_browser(
-            self._playwright, self._found, headless=headless, only_hosts=resolvable
+            self._playwright,
+            self._found,
+            headless=headless,
+            only_hosts=resolvable,
+            load_images=self.job.browser.load_images,
         )
         self._launched_at = time.monotonic()
         await self._open_context()

@@ -40,6 +40,7 @@ from landmark.benchmarks.contenders.bare import OPEN_CARD_JS, STEP_TIMEOUT_MS
 from landmark.benchmarks.contenders.fields import EXAMPLE_JOB, READ_ROWS_JS, fields_from_rows
 from landmark.benchmarks.scoring import score
 from landmark.benchmarks.site import SiteConfig, class_prefix, start_site_process
+from landmark.config.browser_spec import BrowserSpec
 from landmark.config.job import JobSpec
 from landmark.config.loading import load_job
 from landmark.config.records import Container, Record
@@ -282,7 +283,8 @@ async def bare_pages(found: FoundBrowser, count: int, viewport: tuple[int, int])
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await launch_browser(playwright, found)
+        # The browser landmark's worker runs by default (browser.load_images off): the same.
+        browser = await launch_browser(playwright, found, load_images=BrowserSpec().load_images)
         try:
             context = await browser.new_context(
                 viewport={"width": viewport[0], "height": viewport[1]}

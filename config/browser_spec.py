@@ -106,6 +106,13 @@ class BrowserSpec(Spec):
         description="Browser tree PSS above which the context is recreated (at least 64MiB); "
         "where a fresh context already needs more (deep pages), 1.5x what it needed.",
     )
+    load_images: bool = Field(
+        default=False,
+        description="Fetch images (pictures, CSS backgrounds) in pages. Off by default: an "
+        "image field is its URL and a download fetches that itself, so the pixels only cost "
+        "network, decoding and painting. Turn on for a site that shows its content only once "
+        "its images have loaded (nothing fires an image's load or error event while off).",
+    )
     viewport: tuple[
         Annotated[int, Field(ge=100, le=10_000)], Annotated[int, Field(ge=100, le=10_000)]
     ] = Field(default=(1280, 900), description="Page size, pixels (each 100 to 10000).")

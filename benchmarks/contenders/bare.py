@@ -88,6 +88,7 @@ async def run_bare(spec: RunSpec) -> Outcome:
     from playwright.async_api import async_playwright
 
     from landmark.actors.browser import find_browser, launch_browser
+    from landmark.config.browser_spec import BrowserSpec
     from landmark.config.settings import Settings
 
     if len(spec.sources) != 1:
@@ -95,7 +96,9 @@ async def run_bare(spec: RunSpec) -> Outcome:
     found = find_browser(Settings.from_env().browser)
     async with async_playwright() as playwright:
         started = time.monotonic()
-        browser = await launch_browser(playwright, found)
+        # The browser landmark runs by default (browser.load_images off): the same browser,
+        # so the ratio measures the framework, not a setting.
+        browser = await launch_browser(playwright, found, load_images=BrowserSpec().load_images)
         try:
             context = await browser.new_context()
             pages = [await context.new_page() for _ in range(spec.pages)]

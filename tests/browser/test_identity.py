@@ -200,7 +200,7 @@ def test_a_proxy_with_credentials_carries_every_request(run, worker_for, tmp_pat
     log = ProxyLog("crawler", "proxy-pass-0c1d")
     with PageServer({}) as other:
         port = other.url.rsplit(":", 1)[1].strip("/")
-        page = item_page("Proxied", f"<img src='http://localhost:{port}/x.png'>")
+        page = item_page("Proxied", f"<link rel='stylesheet' href='http://localhost:{port}/x.css'>")
         with (
             PageServer({"/": page}) as server,
             serve_in_thread(proxy_handler(log), name="proxy") as proxy,

@@ -363,17 +363,18 @@ def test_js_dialog_is_dismissed(run, worker_for, tmp_path):
 
 
 def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path, page):
-    """A page on 127.0.0.1 asks for an image by another name (localhost) and one by another
-    address (127.0.0.2), and fetches from the latter. Both listeners are on loopback, so even
-    a leak would stay on this machine; a plain browser (the control) does reach them."""
+    """A page on 127.0.0.1 asks for a stylesheet by another name (localhost) and one by
+    another address (127.0.0.2), and fetches from the latter. Both listeners are on loopback,
+    so even a leak would stay on this machine; a plain browser (the control) does reach them.
+    (Stylesheets, not images: the job's browser fetches no image at all.)"""
     with (
-        PageServer({"/x.png": "", "/data": "{}"}) as by_name,
-        PageServer({"/x.png": "", "/data": "{}"}, host="127.0.0.2") as by_address,
+        PageServer({"/x.css": "", "/data": "{}"}) as by_name,
+        PageServer({"/x.css": "", "/data": "{}"}, host="127.0.0.2") as by_address,
     ):
         port = by_name.url.rsplit(":", 1)[1].strip("/")
         extra = (
-            f"<img src='http://localhost:{port}/x.png'>"
-            f"<img src='{by_address.url}x.png'>"
+            f"<link rel='stylesheet' href='http://localhost:{port}/x.css'>"
+            f"<link rel='stylesheet' href='{by_address.url}x.css'>"
             f"<script>fetch('{by_address.url}data').catch(() => {{}})</script>"
         )
         with PageServer({"/": item_page("Fenced", extra)}) as server:
@@ -391,7 +392,7 @@ def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path, page):
     assert leaked == []  # nothing reached another host
     assert worker.stats()["blocked_requests"] >= 2
     assert record.blocked == ["127.0.0.2", "localhost"]  # named, for the run's warning
-    assert "/x.png" in control, control  # without the fence both would have been reached
+    assert "/x.css" in control, control  # without the fence both would have been reached
 
 
 # -- recycling -------------------------------------------------------------------
