@@ -97,6 +97,10 @@ class Crew:
         except (RayError, RuntimeError) as error:  # e.g. a shared pool with no live member
             raise StartFailed(f"{name} could not be created: {short_error(error)}") from None
         self.handles[name] = handle  # ``placed`` holds it already: the placement reserved it
+        if placement.node is not None:
+            # The node's monitor boots beside the actor, on a core the actor's own boot leaves
+            # idle; created once the actor is up, its boot fell on discovery's first chunk.
+            self._ensure_monitor(placement.node)
         deadline = self.job.timeouts.actor_start.total_seconds()
         try:
             info = await asyncio.wait_for(handle.start.remote(), deadline)

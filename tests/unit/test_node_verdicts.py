@@ -167,3 +167,64 @@ def test_a_monitor_that_died_with_every_worker_of_its_node_counts_as_restarted(m
         crew.pids = {"browser-2": (103, "node-a")}  # a replacement starts on the node
         crew.start_metrics()
         assert "node-a" in crew.monitors and crew.metrics_restarts == 1, workers_first
+
+
+def test_a_nodes_monitor_boots_beside_the_first_actor_placed_there(monkeypatch):
+    """Observed: the node's MetricsActor was created once the first BrowserActor had
+    started, so its boot (a Ray worker process: about half a second of CPU) fell on
+    discovery's first chunk and the first containers, on a machine that then had no core to
+    spare. Created as soon as an actor is placed on a known node, it boots while the actor
+    boots, on the core that boot leaves idle."""
+    import asyncio
+
+    from landmark.config.job import JobSpec
+    from landmark.coordinator import crew as crew_module
+    from landmark.coordinator.placement import Placement
+
+    NODE_A = "ab" * 28  # a node id as Ray writes them (hex)
+
+    monitors_created: list[str] = []
+    seen_while_starting: list[list[str]] = []
+
+    class Monitor:
+        class _Call:
+            def remote(self, *args: Any) -> None:
+                return None
+
+        register = unregister = _Call()
+
+    def create_metrics_actor(*args: Any, node_id: str, **kwargs: Any) -> Monitor:
+        monitors_created.append(node_id)
+        return Monitor()
+
+    class Starting:
+        @staticmethod
+        def remote():
+            async def answer() -> dict[str, Any]:
+                seen_while_starting.append(list(monitors_created))
+                return {"pid": 101, "node_id": NODE_A}
+
+            return answer()
+
+    class Actor:
+        start = Starting()
+
+        @classmethod
+        def options(cls, **kwargs: Any) -> type[Actor]:
+            return cls
+
+        @classmethod
+        def remote(cls, *args: Any) -> type[Actor]:
+            return cls
+
+    monkeypatch.setattr(crew_module, "create_metrics_actor", create_metrics_actor)
+    job = JobSpec.model_validate(
+        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
+    )
+    crew = crew_module.Crew(Actor, job, "/tmp", [], metrics=True)
+    crew.start_metrics()
+    asyncio.run(crew.start("browser-0", None, Placement(NODE_A, 4)))
+
+    assert seen_while_starting == [[NODE_A]]  # already there while the actor started
+    assert monitors_created == [NODE_A]  # one monitor per node, not one more at the end
+    assert crew.pids == {"browser-0": (101, NODE_A)}
