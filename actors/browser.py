@@ -144,6 +144,19 @@ def only_hosts_rule(hosts: Iterable[str]) -> str:
     return f"MAP * ~NOTFOUND, {excluded}" if excluded else "MAP * ~NOTFOUND"
 
 
+def launch_args(*, only_hosts: Iterable[str] | None = None, load_images: bool = True) -> list[str]:
+    """The closed-network flags; with ``only_hosts``, no other host name resolves (see
+    :func:`only_hosts_rule`). Without ``load_images``, no page fetches an image: a setting
+    of the renderer, so it costs nothing per request, where routing or CDP blocking sends
+    every request past a client."""
+    args = list(LAUNCH_ARGS)
+    if only_hosts is not None:
+        args.append(f"--host-resolver-rules={only_hosts_rule(only_hosts)}")
+    if not load_images:
+        args.append(NO_IMAGES_ARG)
+    return args
+
+
 async def launch_browser(
     playwright: Playwright,
     found: FoundBrowser,
@@ -152,16 +165,9 @@ async def launch_browser(
     only_hosts: Iterable[str] | None = None,
     load_images: bool = True,
 ) -> Browser:
-    """Launch ``found`` with the closed-network flags; Playwright's own build needs no path.
-    With ``only_hosts``, no other host name resolves (see :func:`only_hosts_rule`). Without
-    ``load_images``, no page fetches an image: a setting of the renderer, so it costs nothing
-    per request, where routing or CDP blocking sends every request past a client."""
+    """Launch ``found`` with :func:`launch_args`; Playwright's own build needs no path."""
     executable = None if found.origin == "playwright" else str(found.path)
-    args = list(LAUNCH_ARGS)
-    if only_hosts is not None:
-        args.append(f"--host-resolver-rules={only_hosts_rule(only_hosts)}")
-    if not load_images:
-        args.append(NO_IMAGES_ARG)
+    args = launch_args(only_hosts=only_hosts, load_images=load_images)
     return await playwright.chromium.launch(
         executable_path=executable, headless=headless, args=args
     )

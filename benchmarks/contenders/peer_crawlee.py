@@ -3,7 +3,8 @@
 A router with two handlers: the gallery page scrolls its scroller and
 enqueues the cards' links as they appear; each item page is read with the
 same site-specific field reader as bare Playwright. It gets the same
-browser executable and launch flags as everything else, headless, and a
+browser executable and launch flags as everything else (images off, as landmark's
+default ``browser.load_images``), headless, and a
 fixed concurrency (min = desired = max) so the comparison is at equal
 concurrency rather than at whatever its autoscaler picks. Crawlee is the
 optional ``peers`` extra; without it this contender reports "unavailable".
@@ -54,7 +55,8 @@ async def _crawl(spec: RunSpec, storage: str) -> Outcome:
     from crawlee.storage_clients import MemoryStorageClient
     from crawlee.storages import RequestQueue
 
-    from landmark.actors.browser import LAUNCH_ARGS, find_browser
+    from landmark.actors.browser import find_browser, launch_args
+    from landmark.config.browser_spec import BrowserSpec
     from landmark.config.settings import Settings
 
     for name in ("crawlee", "httpx", "playwright"):
@@ -70,7 +72,10 @@ async def _crawl(spec: RunSpec, storage: str) -> Outcome:
     )
     crawler = PlaywrightCrawler(
         browser_type="chromium",
-        browser_launch_options={"executable_path": str(found.path), "args": list(LAUNCH_ARGS)},
+        browser_launch_options={
+            "executable_path": str(found.path),
+            "args": launch_args(load_images=BrowserSpec().load_images),  # landmark's default
+        },
         headless=True,
         concurrency_settings=ConcurrencySettings(
             min_concurrency=n, desired_concurrency=n, max_concurrency=n
