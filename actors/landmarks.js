@@ -42,62 +42,160 @@
   const fail = (error) => ({ value: null, error, path: null });
 
   // The URL an <img> shows. Without images (browser.load_images off, the default) nothing
-  // is fetched and the browser never picks a currentSrc, so this picks as it would have:
-  // the first <picture> source whose media and type apply, then the candidate of a srcset
-  // for this screen's density (x) or the image's slot (w, from sizes), else src.
-  const IMAGE_TYPES = /^image\/(avif|webp|png|apng|jpeg|jpg|pjpeg|gif|svg\+xml|bmp|x-icon|vnd\.microsoft\.icon)$/i;
+  // is fetched and the browser never picks a currentSrc, so this picks as it would have
+  // (HTML's "select an image source"): the first <source> before the <img> in a <picture>
+  // whose media and type apply, else the <img>'s own srcset (with src as its 1x), else src.
+  // The choice is the browser's for this viewport at a density of 1, except for a `sizes`
+  // this cannot evaluate (the next entry, or the viewport's width, stands in).
+  const IMAGE_TYPES = /^image\/(avif|webp|png|x-png|apng|jpeg|jpg|pjpeg|gif|svg\+xml|bmp|x-icon|vnd\.microsoft\.icon|x-xbitmap)$/i;
   function imageUrl(img) {
     if (img.currentSrc) return img.currentSrc;
     const picture = img.parentElement && img.parentElement.localName === 'picture' ? img.parentElement : null;
     for (const source of picture ? picture.children : []) {
+      if (source === img) break; // sources after the <img> are never considered
       if (source.localName !== 'source' || !source.getAttribute('srcset')) continue;
       const media = source.getAttribute('media');
       if (media && !matchMedia(media).matches) continue;
       const type = source.getAttribute('type');
       if (type && !IMAGE_TYPES.test(type.trim())) continue;
-      const url = fromSrcset(source.getAttribute('srcset'), source.getAttribute('sizes') || img.getAttribute('sizes'));
+      const url = pickCandidate(srcsetCandidates(source.getAttribute('srcset')), source.getAttribute('sizes'), img);
       if (url) return url;
     }
-    return (img.getAttribute('srcset') && fromSrcset(img.getAttribute('srcset'), img.getAttribute('sizes'))) || img.src;
+    const src = img.getAttribute('src') ? img.src : null; // src="" names no image
+    const own = img.getAttribute('srcset') ? srcsetCandidates(img.getAttribute('srcset')) : [];
+    if (src && !own.some((c) => c.w !== null || c.x === 1)) own.push({ url: img.getAttribute('src'), x: 1, w: null });
+    return pickCandidate(own, img.getAttribute('sizes'), img) || src;
   }
 
-  // A srcset's candidate for a device pixel ratio of window.devicePixelRatio: the smallest
-  // density at least that ratio, else the largest (a width counts as width / slot).
-  function fromSrcset(srcset, sizes) {
-    const candidates = [];
-    for (const part of srcset.split(/,(?=\s)|,$/)) {
-      const [url, descriptor = '1x'] = part.trim().split(/\s+/);
+  // HTML's srcset parser, less its error cases: a URL runs to whitespace (trailing commas
+  // end it), its descriptors to the next comma outside parentheses.
+  function srcsetCandidates(srcset) {
+    const out = [];
+    let i = 0;
+    while (i < srcset.length) {
+      while (i < srcset.length && /[\s,]/.test(srcset[i])) i += 1;
+      let j = i;
+      while (j < srcset.length && !/\s/.test(srcset[j])) j += 1;
+      let url = srcset.slice(i, j);
+      let descriptors = '';
+      if (url.endsWith(',')) {
+        url = url.replace(/,+$/, '');
+      } else {
+        let depth = 0;
+        let k = j;
+        for (; k < srcset.length && !(srcset[k] === ',' && depth === 0); k += 1) {
+          if (srcset[k] === '(') depth += 1;
+          else if (srcset[k] === ')') depth = Math.max(0, depth - 1);
+        }
+        descriptors = srcset.slice(j, k);
+        j = k + 1;
+      }
+      i = j;
       if (!url) continue;
-      const value = parseFloat(descriptor);
-      if (!(value > 0)) continue;
-      const density = descriptor.endsWith('w') ? value / slotWidth(sizes) : descriptor.endsWith('x') ? value : null;
-      if (density !== null) candidates.push({ url, density });
+      let x = null;
+      let w = null;
+      for (const token of descriptors.trim().split(/\s+/)) {
+        const m = token.match(/^(\d*\.?\d+(?:e[+-]?\d+)?)([xw])$/i);
+        if (m && m[2].toLowerCase() === 'x') x = parseFloat(m[1]);
+        else if (m) w = parseFloat(m[1]);
+      }
+      if (x === null && w === null) x = 1;
+      if ((x !== null && x > 0) || (w !== null && w > 0)) out.push({ url, x, w });
     }
-    if (!candidates.length) return null;
-    candidates.sort((a, b) => a.density - b.density);
-    const ratio = window.devicePixelRatio || 1;
-    const chosen = candidates.find((c) => c.density >= ratio) || candidates[candidates.length - 1];
-    return new URL(chosen.url, document.baseURI).href;
+    return out;
   }
 
-  // The width in CSS pixels that `sizes` gives an image: the first entry whose media
-  // condition holds (px, vw or em), else the whole viewport.
-  function slotWidth(sizes) {
-    for (const entry of (sizes || '').split(',')) {
-      const m = entry.trim().match(/^(?:(.*\))\s+)?(\d*\.?\d+)(px|vw|em|rem)$/);
-      if (!m || (m[1] && !matchMedia(m[1]).matches)) continue;
-      const n = parseFloat(m[2]);
-      const unit = { px: 1, vw: window.innerWidth / 100, em: 16, rem: 16 }[m[3]];
-      return Math.max(1, n * unit);
+  // The candidate for a density of window.devicePixelRatio: the smallest at least that
+  // dense, else the densest (a width descriptor's density is its width over the slot's).
+  function pickCandidate(candidates, sizes, img) {
+    if (!candidates.length) return null;
+    const slot = candidates.some((c) => c.w !== null) ? slotWidth(sizes, img) : 1;
+    const dense = candidates.map((c) => ({ url: c.url, density: c.x !== null ? c.x : c.w / slot }));
+    dense.sort((a, b) => a.density - b.density);
+    const ratio = window.devicePixelRatio || 1;
+    const chosen = dense.find((c) => c.density >= ratio) || dense[dense.length - 1];
+    try {
+      return new URL(chosen.url, document.baseURI).href;
+    } catch (e) {
+      return null; // not a URL: the field says "value empty", the other fields stand
+    }
+  }
+
+  // The width in CSS pixels `sizes` gives an image: the first entry whose media condition
+  // holds and whose length can be read (px, em, rem, viewport units, calc/min/max/clamp of
+  // them), `auto` as the image's laid-out width; else the viewport's width (HTML's 100vw).
+  function slotWidth(sizes, img) {
+    for (const entry of topLevelSplit(sizes || '')) {
+      const text = entry.trim();
+      const lengthAt = text.endsWith(')') ? functionStart(text) : text.search(/\S+$/);
+      if (lengthAt < 0) continue;
+      const media = text.slice(0, lengthAt).trim();
+      if (media && !matchMedia(media).matches) continue;
+      const length = text.slice(lengthAt);
+      if (length === 'auto') return Math.max(1, img.getBoundingClientRect().width || window.innerWidth);
+      const px = lengthPx(length);
+      if (px !== null) return Math.max(1, px);
     }
     return window.innerWidth;
   }
 
-  // An image not loaded (images off, or lazy and not reached yet) has no size of its own:
-  // its empty box says nothing of how it shows. One sized 0 on purpose still is hidden.
-  const unloadedImage = (el) =>
-    el.localName === 'img' && (!el.complete || el.naturalWidth === 0) &&
-    el.getAttribute('width') !== '0' && el.getAttribute('height') !== '0';
+  function topLevelSplit(text) {
+    const parts = [];
+    let depth = 0;
+    let from = 0;
+    for (let i = 0; i < text.length; i += 1) {
+      if (text[i] === '(') depth += 1;
+      else if (text[i] === ')') depth = Math.max(0, depth - 1);
+      else if (text[i] === ',' && depth === 0) {
+        parts.push(text.slice(from, i));
+        from = i + 1;
+      }
+    }
+    parts.push(text.slice(from));
+    return parts;
+  }
+
+  // Where the function call ending `text` starts (its name included), or -1.
+  function functionStart(text) {
+    let depth = 0;
+    for (let i = text.length - 1; i >= 0; i -= 1) {
+      if (text[i] === ')') depth += 1;
+      else if (text[i] === '(' && --depth === 0) {
+        const name = text.slice(0, i).match(/[a-z-]*$/i);
+        return i - name[0].length;
+      }
+    }
+    return -1;
+  }
+
+  // A length in CSS pixels: relative units made absolute first, then CSS Typed OM does the
+  // arithmetic of calc(), min(), max() and clamp(); null when it cannot.
+  function lengthPx(length) {
+    const vw = window.innerWidth / 100;
+    const vh = window.innerHeight / 100;
+    const em = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    const per = { px: 1, vw, vh, vmin: Math.min(vw, vh), vmax: Math.max(vw, vh), em, rem: em };
+    const absolute = length.replace(/(\d*\.?\d+)(px|vw|vh|vmin|vmax|em|rem)\b/gi,
+      (_, n, unit) => `${parseFloat(n) * per[unit.toLowerCase()]}px`);
+    try {
+      const value = CSSNumericValue.parse(absolute).to('px').value;
+      return Number.isFinite(value) ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // An image not loaded yet (images off, or lazy and not reached) has no size of its own,
+  // so its empty box says nothing of how it shows; one whose style sizes it 0 is hidden.
+  function unloadedImage(el) {
+    if (el.localName !== 'img' || el.complete) return false;
+    if (!el.computedStyleMap) return true;
+    const style = el.computedStyleMap();
+    return !['width', 'height', 'max-width', 'max-height'].some((property) => {
+      const value = style.get(property);
+      return value instanceof CSSUnitValue && value.value === 0;
+    });
+  }
 
   function ownStatus(el) {
     if (SKIP.has(el.localName) || el.hasAttribute('hidden')) return REJECTED;

@@ -111,7 +111,8 @@ class BrowserSpec(Spec):
         description="Fetch images (pictures, CSS backgrounds) in pages. Off by default: an "
         "image field is its URL and a download fetches that itself, so the pixels only cost "
         "network, decoding and painting. Turn on for a site that shows its content only once "
-        "its images have loaded (nothing fires an image's load or error event while off).",
+        "its images have loaded, or swaps a placeholder on load (while off, nothing fires an "
+        "image's load or error event, and an image with no size set takes none).",
     )
     viewport: tuple[
         Annotated[int, Field(ge=100, le=10_000)], Annotated[int, Field(ge=100, le=10_000)]
