@@ -66,6 +66,7 @@ class BrowserActor:
             "node_id": node_id,
             "init_at": self._init_at,
             "start_s": self._worker.session.start_s,
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),  # its browser and driver inherit it
         }
 
     async def discover(self, source: str) -> AsyncIterator[list[Container]]:

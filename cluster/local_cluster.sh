@@ -39,6 +39,7 @@ set -euo pipefail
 
 export RAY_AUTH_MODE=token
 export RAY_USAGE_STATS_ENABLED=0
+export RAY_worker_niceness=0  # not Ray's default 15: see coordinator/ray_setup.py
 unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER  # a single-node setting: it forbids worker nodes
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

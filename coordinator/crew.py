@@ -5,13 +5,14 @@ The :class:`~coordinator.roster.Roster` (pure) decides which actors should exist
 crew holds their handles and does what Ray needs. Worker actors take one CPU each. Each goes
 to the node :mod:`~coordinator.placement` chose (soft node affinity: if that node is gone,
 Ray places it elsewhere), with its pages sized to that node; before anything is known about
-the nodes, Ray spreads them (``SPREAD``). Each node that hosts a worker gets its own MetricsActor,
-created when the first worker there has started: no CPU, pinned to that node (memory is
-a node's own, so only a monitor there can measure it), named per job and node
-(:func:`~actors.metrics_actor.metrics_actor_name`). Workers register with their own
-node's monitor. When a monitor dies the crew starts another for that node and registers
-the node's workers with it again: it is an advisor, and the node goes on without
-shedding meanwhile.
+the nodes, Ray spreads them (``SPREAD``). Each node that hosts a worker gets its own
+MetricsActor: no CPU, pinned to that node (memory is a node's own, so only a monitor there
+can measure it), named per job and node (:func:`~actors.metrics_actor.metrics_actor_name`).
+It is created when the first worker is placed on the node, so that both boot at once, and
+dropped if that worker does not start there after all; a worker Ray put on a node nobody
+chose gets one once it has started. Workers register with their own node's monitor. When a
+monitor dies the crew starts another for that node and registers the node's workers with
+it again: it is an advisor, and the node goes on without shedding meanwhile.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from landmark.actors.metrics_actor import (
 )
 from landmark.config.job import JobSpec
 from landmark.coordinator.placement import Occupant, Placement
-from landmark.coordinator.ray_setup import NAMESPACE
+from landmark.coordinator.ray_setup import NAMESPACE, NICENESS_ENV, WORKER_NICENESS
 
 logger = logging.getLogger("landmark.coordinator")
 
@@ -74,6 +75,7 @@ class Crew:
         self._shared_monitors = shared_monitors
         self._metrics_started = False
         self._metrics_stopped = False
+        self._warned_nice = False
 
     # -- workers ---------------------------------------------------------------------------
     async def start(
@@ -106,14 +108,17 @@ class Crew:
             info = await asyncio.wait_for(handle.start.remote(), deadline)
         except TimeoutError:
             self.kill(name)
+            self._drop_unneeded_monitor(placement.node)
             raise StartFailed(
                 f"{name} did not start within {deadline:g}s (no CPU free to place it, "
                 "or its browser hung while launching)"
             ) from None
         except RayError as error:
             self.kill(name)
+            self._drop_unneeded_monitor(placement.node)
             raise StartFailed(f"{name} could not start: {short_error(error)}") from None
         node = info.get("node_id") or ray.get_runtime_context().get_node_id()
+        self._warn_if_niced(name, info.get("nice"))
         self.pids[name] = (int(info["pid"]), node)
         self.node_of[name] = node
         self.placed[name] = Placement(node, placement.pages)  # where Ray put it in the end
@@ -121,7 +126,22 @@ class Crew:
             self._register(name)
         else:
             self._ensure_monitor(node)  # registers the node's workers, this one included
+        if node != placement.node:
+            self._drop_unneeded_monitor(placement.node)  # Ray put it elsewhere after all
         return start_parts(asked, info)
+
+    def _warn_if_niced(self, name: str, nice: int | None) -> None:
+        """Once per run: a worker at a lowered priority (a cluster started with Ray's default
+        worker niceness, 15) loses the CPU to its own Chromium, which raises its own."""
+        if nice is None or nice <= WORKER_NICENESS or self._warned_nice:
+            return
+        self._warned_nice = True
+        logger.warning(
+            "%s runs at nice %d: the Ray cluster was started with Ray's default worker "
+            "niceness, and on a busy node its browser's pages wait for it; start Ray with "
+            "%s=%d (the scripts in cluster/ do)",
+            name, nice, NICENESS_ENV, WORKER_NICENESS,
+        )  # fmt: skip
 
     def placement(self, records_by_actor: dict[str, int]) -> dict[str, dict[str, int]]:
         """Per node (its id): the actors started there and the records they extracted."""
@@ -236,6 +256,20 @@ class Crew:
         logger.warning("the MetricsActor of node %s is gone (%s); starting another",
                        node[:8], reason)  # fmt: skip
         self._ensure_monitor(node)
+
+    def _drop_unneeded_monitor(self, node: str | None) -> None:
+        """The monitor created for a worker placed on ``node`` (see :meth:`start`), when no
+        worker went there after all: it would watch nothing, and a verdict about a node
+        with none of the run's workers is noise. Stopped, not lost: no restart is counted."""
+        if node is None or self._shared_monitors or self.actors_on(node):
+            return
+        if node in self.wanted_nodes():
+            return
+        handle = self.monitors.pop(node, None)
+        self._monitor_born.pop(node, None)
+        if handle is not None:
+            with contextlib.suppress(RayError, ValueError):
+                ray.kill(handle, no_restart=True)
 
     def _ensure_monitor(self, node: str) -> None:
         if not self._want_metrics or self._metrics_stopped or node in self.monitors:

@@ -54,6 +54,10 @@ def test_browser_actor_discovers_extracts_and_answers_stats_while_busy(
             assert started["name"] == "actor-under-test"
             assert started["pid"] != os.getpid()  # it runs in its own worker process
             assert ray.get(actor.ping.remote(), timeout=TIMEOUT_S) == "actor-under-test"
+            # At the normal priority, and so the Playwright driver it started: at Ray's
+            # default worker niceness (15) both lost the CPU to Chromium, which raises its own.
+            driver = [p for p in psutil.Process(started["pid"]).children() if "node" in p.name()]
+            assert started["nice"] == 0 and [p.nice() for p in driver] == [0]
 
             chunks, discovered_at_first_chunk = [], None
             for ref in actor.discover.remote(site.url):

@@ -1,7 +1,9 @@
-"""Fixtures of the unit tests that serve the HTTP API over the in-memory service."""
+"""Fixtures of the unit tests: the HTTP API over the in-memory service, and a guard that no
+unit test starts Ray."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,3 +22,16 @@ def service(tmp_path: Path) -> FakeService:
 def server(service: FakeService) -> Iterator[str]:
     with serving(build_app(service, token=None)) as base:
         yield base
+
+
+@pytest.fixture(autouse=True)
+def no_ray_started() -> Iterator[None]:
+    """Ray's API starts a default Ray when called without one (``ray.kill`` on a fake handle
+    did): on every interface, at Ray's own settings, and the session's ``ray_session`` then
+    took it over, so every Ray test after it ran on that instead of the loopback-only Ray
+    the runs use. A unit test that does so fails here, by name."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail("this unit test started Ray (a Ray API called without a Ray): fake it")

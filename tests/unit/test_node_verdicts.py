@@ -5,6 +5,7 @@ say about them, and the dashboard's node variable. No Ray here."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,7 @@ def test_a_monitor_that_died_with_every_worker_of_its_node_counts_as_restarted(m
         register = unregister = _Call()
 
     monkeypatch.setattr(crew_module, "create_metrics_actor", lambda *a, **k: Handle())
+    monkeypatch.setattr(crew_module.ray, "kill", lambda handle, **kwargs: None)  # no Ray here
     job = JobSpec.model_validate(
         {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
     )
@@ -174,35 +176,114 @@ def test_a_nodes_monitor_boots_beside_the_first_actor_placed_there(monkeypatch):
     started, so its boot (a Ray worker process: about half a second of CPU) fell on
     discovery's first chunk and the first containers, on a machine that then had no core to
     spare. Created as soon as an actor is placed on a known node, it boots while the actor
-    boots, on the core that boot leaves idle."""
+    boots, on the core that boot leaves idle; if the actor does not start there after all,
+    it goes again."""
     import asyncio
+
+    from ray.exceptions import RayError
 
     from landmark.config.job import JobSpec
     from landmark.coordinator import crew as crew_module
     from landmark.coordinator.placement import Placement
 
-    NODE_A = "ab" * 28  # a node id as Ray writes them (hex)
-
-    monitors_created: list[str] = []
-    seen_while_starting: list[list[str]] = []
+    node_a, node_b = "ab" * 28, "cd" * 28  # node ids as Ray writes them (hex)
+    events: list[tuple[str, ...]] = []
 
     class Monitor:
-        class _Call:
-            def remote(self, *args: Any) -> None:
-                return None
+        def __init__(self, node: str) -> None:
+            self.node = node
 
-        register = unregister = _Call()
+            class Register:
+                @staticmethod
+                def remote(name: str, pids: list[int], on: str) -> None:
+                    events.append(("register", name, on))
+
+            self.register = Register()
 
     def create_metrics_actor(*args: Any, node_id: str, **kwargs: Any) -> Monitor:
-        monitors_created.append(node_id)
-        return Monitor()
+        events.append(("monitor", node_id))
+        return Monitor(node_id)
+
+    def actor_class(landed_on: str | None):
+        """An actor whose start answers from ``landed_on``, or fails (None)."""
+
+        class Starting:
+            @staticmethod
+            def remote():
+                async def answer() -> dict[str, Any]:
+                    events.append(("started",))
+                    if landed_on is None:
+                        raise RayError("the browser did not launch")
+                    return {"pid": 101, "node_id": landed_on}
+
+                return answer()
+
+        class Actor:
+            start = Starting()
+
+            @classmethod
+            def options(cls, **kwargs: Any) -> type[Actor]:
+                return cls
+
+            @classmethod
+            def remote(cls, *args: Any) -> type[Actor]:
+                return cls
+
+        return Actor
+
+    killed: list[Any] = []  # the monitors killed (the failed actor is killed too)
+
+    def kill(handle: Any, **kwargs: Any) -> None:
+        if isinstance(handle, Monitor):
+            killed.append(handle)
+
+    monkeypatch.setattr(crew_module, "create_metrics_actor", create_metrics_actor)
+    monkeypatch.setattr(crew_module.ray, "kill", kill)
+    job = JobSpec.model_validate(
+        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
+    )
+
+    def start_on(landed_on: str | None) -> crew_module.Crew:
+        events.clear()
+        killed.clear()
+        crew = crew_module.Crew(actor_class(landed_on), job, "/tmp", [], metrics=True)
+        crew.start_metrics()
+        with contextlib.suppress(crew_module.StartFailed):
+            asyncio.run(crew.start("browser-0", None, Placement(node_a, 4)))
+        return crew
+
+    crew = start_on(node_a)
+    assert events == [
+        ("monitor", node_a),  # before the actor's start came back
+        ("started",),
+        ("register", "browser-0", node_a),
+    ]
+    assert list(crew.monitors) == [node_a] and killed == []
+
+    crew = start_on(node_b)  # soft affinity: Ray put it elsewhere
+    assert ("monitor", node_b) in events and list(crew.monitors) == [node_b]
+    assert [monitor.node for monitor in killed] == [node_a] and crew.metrics_restarts == 0
+
+    crew = start_on(None)  # the start failed: nothing left watching an empty node
+    assert crew.monitors == {} and [monitor.node for monitor in killed] == [node_a]
+
+
+def test_a_worker_at_a_lowered_priority_is_named_once_with_the_setting_that_fixes_it(caplog):
+    """A cluster started with Ray's default worker niceness (15) runs the workers, and the
+    browsers' drivers they start, below the Chromium they drive; a local run starts Ray
+    with 0 (ray_setup.WORKER_NICENESS)."""
+    import asyncio
+    import logging
+
+    from landmark.config.job import JobSpec
+    from landmark.coordinator.crew import Crew
+    from landmark.coordinator.placement import Placement
 
     class Starting:
         @staticmethod
         def remote():
             async def answer() -> dict[str, Any]:
-                seen_while_starting.append(list(monitors_created))
-                return {"pid": 101, "node_id": NODE_A}
+                return {"pid": 101, "node_id": "ef" * 28, "nice": 15}
 
             return answer()
 
@@ -217,14 +298,15 @@ def test_a_nodes_monitor_boots_beside_the_first_actor_placed_there(monkeypatch):
         def remote(cls, *args: Any) -> type[Actor]:
             return cls
 
-    monkeypatch.setattr(crew_module, "create_metrics_actor", create_metrics_actor)
     job = JobSpec.model_validate(
         {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
     )
-    crew = crew_module.Crew(Actor, job, "/tmp", [], metrics=True)
-    crew.start_metrics()
-    asyncio.run(crew.start("browser-0", None, Placement(NODE_A, 4)))
+    crew = Crew(Actor, job, "/tmp", [], metrics=False)
+    with caplog.at_level(logging.WARNING, logger="landmark.coordinator"):
+        for name in ("browser-0", "browser-1"):
+            asyncio.run(crew.start(name, None, Placement(None, 4)))
 
-    assert seen_while_starting == [[NODE_A]]  # already there while the actor started
-    assert monitors_created == [NODE_A]  # one monitor per node, not one more at the end
-    assert crew.pids == {"browser-0": (101, NODE_A)}
+    warnings = [r.getMessage() for r in caplog.records if "nice" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "browser-0 runs at nice 15" in warnings[0]
+    assert "RAY_worker_niceness=0" in warnings[0]
