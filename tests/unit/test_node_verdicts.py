@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,32 +205,16 @@ def test_a_nodes_monitor_boots_beside_the_first_actor_placed_there(monkeypatch):
         events.append(("monitor", node_id))
         return Monitor(node_id)
 
-    def actor_class(landed_on: str | None):
+    def actor_class(landed_on: str | None) -> type:
         """An actor whose start answers from ``landed_on``, or fails (None)."""
 
-        class Starting:
-            @staticmethod
-            def remote():
-                async def answer() -> dict[str, Any]:
-                    events.append(("started",))
-                    if landed_on is None:
-                        raise RayError("the browser did not launch")
-                    return {"pid": 101, "node_id": landed_on}
+        async def answer() -> dict[str, Any]:
+            events.append(("started",))
+            if landed_on is None:
+                raise RayError("the browser did not launch")
+            return {"pid": 101, "node_id": landed_on}
 
-                return answer()
-
-        class Actor:
-            start = Starting()
-
-            @classmethod
-            def options(cls, **kwargs: Any) -> type[Actor]:
-                return cls
-
-            @classmethod
-            def remote(cls, *args: Any) -> type[Actor]:
-                return cls
-
-        return Actor
+        return fake_actor_class(answer)
 
     killed: list[Any] = []  # the monitors killed (the failed actor is killed too)
 
@@ -279,13 +264,31 @@ def test_a_worker_at_a_lowered_priority_is_named_once_with_the_setting_that_fixe
     from landmark.coordinator.crew import Crew
     from landmark.coordinator.placement import Placement
 
+    async def answer() -> dict[str, Any]:
+        return {"pid": 101, "node_id": "ef" * 28, "nice": 15}
+
+    job = JobSpec.model_validate(
+        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
+    )
+    crew = Crew(fake_actor_class(answer), job, "/tmp", [], metrics=False)
+    with caplog.at_level(logging.WARNING, logger="landmark.coordinator"):
+        for name in ("browser-0", "browser-1"):
+            asyncio.run(crew.start(name, None, Placement(None, 4)))
+
+    warnings = [r.getMessage() for r in caplog.records if "nice" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "browser-0 runs at nice 15" in warnings[0]
+    assert "RAY_worker_niceness=0" in warnings[0]
+
+
+def fake_actor_class(start_answer: Callable[[], Awaitable[dict[str, Any]]]) -> type:
+    """What the crew uses of a Ray actor class: ``options().remote()`` makes a handle whose
+    ``start.remote()`` is awaited; this one answers with ``start_answer()``."""
+
     class Starting:
         @staticmethod
-        def remote():
-            async def answer() -> dict[str, Any]:
-                return {"pid": 101, "node_id": "ef" * 28, "nice": 15}
-
-            return answer()
+        def remote() -> Awaitable[dict[str, Any]]:
+            return start_answer()
 
     class Actor:
         start = Starting()
@@ -298,15 +301,4 @@ def test_a_worker_at_a_lowered_priority_is_named_once_with_the_setting_that_fixe
         def remote(cls, *args: Any) -> type[Actor]:
             return cls
 
-    job = JobSpec.model_validate(
-        {"name": "m", "sources": {"urls": ["http://x/"]}, "fields": [{"name": "t", "css": "h1"}]}
-    )
-    crew = Crew(Actor, job, "/tmp", [], metrics=False)
-    with caplog.at_level(logging.WARNING, logger="landmark.coordinator"):
-        for name in ("browser-0", "browser-1"):
-            asyncio.run(crew.start(name, None, Placement(None, 4)))
-
-    warnings = [r.getMessage() for r in caplog.records if "nice" in r.getMessage()]
-    assert len(warnings) == 1, warnings
-    assert "browser-0 runs at nice 15" in warnings[0]
-    assert "RAY_worker_niceness=0" in warnings[0]
+    return Actor
