@@ -200,7 +200,8 @@ def test_a_proxy_with_credentials_carries_every_request(run, worker_for, tmp_pat
     log = ProxyLog("crawler", "proxy-pass-0c1d")
     with PageServer({}) as other:
         port = other.url.rsplit(":", 1)[1].strip("/")
-        page = item_page("Proxied", f"<link rel='stylesheet' href='http://localhost:{port}/x.css'>")
+        # A script in the head holds the page until its request has failed (see test_worker)
+        page = item_page("Proxied", f"<script src='http://localhost:{port}/x.js'></script>")
         with (
             PageServer({"/": page}) as server,
             serve_in_thread(proxy_handler(log), name="proxy") as proxy,

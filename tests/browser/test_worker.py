@@ -363,18 +363,20 @@ def test_js_dialog_is_dismissed(run, worker_for, tmp_path):
 
 
 def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path, page):
-    """A page on 127.0.0.1 asks for a stylesheet by another name (localhost) and one by
-    another address (127.0.0.2), and fetches from the latter. Both listeners are on loopback,
-    so even a leak would stay on this machine; a plain browser (the control) does reach them.
-    (Stylesheets, not images: the job's browser fetches no image at all.)"""
+    """A page on 127.0.0.1 asks for a script by another name (localhost) and one by another
+    address (127.0.0.2), and fetches from the latter. Both listeners are on loopback, so even
+    a leak would stay on this machine; a plain browser (the control) does reach them.
+    (Scripts, not images: the job's browser fetches no image at all; and a script in the
+    head holds the page until its request has failed, so the failure is heard before the
+    container is read, where a stylesheet's came after it now and then.)"""
     with (
-        PageServer({"/x.css": "", "/data": "{}"}) as by_name,
-        PageServer({"/x.css": "", "/data": "{}"}, host="127.0.0.2") as by_address,
+        PageServer({"/x.js": "", "/data": "{}"}) as by_name,
+        PageServer({"/x.js": "", "/data": "{}"}, host="127.0.0.2") as by_address,
     ):
         port = by_name.url.rsplit(":", 1)[1].strip("/")
         extra = (
-            f"<link rel='stylesheet' href='http://localhost:{port}/x.css'>"
-            f"<link rel='stylesheet' href='{by_address.url}x.css'>"
+            f"<script src='http://localhost:{port}/x.js'></script>"
+            f"<script src='{by_address.url}x.js'></script>"
             f"<script>fetch('{by_address.url}data').catch(() => {{}})</script>"
         )
         with PageServer({"/": item_page("Fenced", extra)}) as server:
@@ -392,7 +394,7 @@ def test_requests_to_other_hosts_are_blocked(run, worker_for, tmp_path, page):
     assert leaked == []  # nothing reached another host
     assert worker.stats()["blocked_requests"] >= 2
     assert record.blocked == ["127.0.0.2", "localhost"]  # named, for the run's warning
-    assert "/x.css" in control, control  # without the fence both would have been reached
+    assert "/x.js" in control, control  # without the fence both would have been reached
 
 
 # -- recycling -------------------------------------------------------------------
