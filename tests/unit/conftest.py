@@ -27,11 +27,17 @@ def server(service: FakeService) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def no_ray_started() -> Iterator[None]:
     """Ray's API starts a default Ray when called without one (``ray.kill`` on a fake handle
-    did): on every interface, at Ray's own settings, and the session's ``ray_session`` then
-    took it over, so every Ray test after it ran on that instead of the loopback-only Ray
-    the runs use. A unit test that does so fails here, by name."""
+    did): on every interface, at Ray's own settings, and in a session that ran the unit
+    tests first, ``ray_session`` then took it over, so the Ray tests after it ran on that
+    instead of the loopback-only Ray the runs use. A unit test that does so fails here, by
+    name; a Ray that was already up (the integration tests' session) is not its doing."""
+    running_before = _ray_running()
     yield
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    if not running_before and _ray_running():
+        sys.modules["ray"].shutdown()
         pytest.fail("this unit test started Ray (a Ray API called without a Ray): fake it")
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
