@@ -27,9 +27,9 @@ def server(service: FakeService) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def no_ray_started() -> Iterator[None]:
     """Ray's API starts a default Ray when called without one (``ray.kill`` on a fake handle
-    did): on every interface, at Ray's own settings, and in a session that ran the unit
-    tests first, ``ray_session`` then took it over, so the Ray tests after it ran on that
-    instead of the loopback-only Ray the runs use. A unit test that does so fails here, by
+    did) at Ray's own settings, not the loopback-only start the runs use; in a session that
+    ran the unit tests first (``pytest tests/unit tests/integration``), ``ray_session`` then
+    took it over, and the Ray tests after it ran on that. A unit test that does so fails here, by
     name; a Ray that was already up (the integration tests' session) is not its doing."""
     running_before = _ray_running()
     yield
